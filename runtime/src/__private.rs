@@ -109,6 +109,11 @@ pub fn accumulate<S: Accumulate<G>, G>(slot: &mut S, gradient: G) {
 }
 
 #[inline(always)]
+pub fn settle<T: Differentiable + ?Sized>(value: &T, slot: T::Slot) -> Option<T::Tangent> {
+    value.settle(slot)
+}
+
+#[inline(always)]
 pub fn finish<T: Differentiable + ?Sized>(value: &T, slot: T::Slot) -> T::Tangent {
     value.finish(slot)
 }

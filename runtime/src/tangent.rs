@@ -32,6 +32,12 @@ pub trait Differentiable {
     /// zeros of this value's shape.
     fn finish(&self, slot: Self::Slot) -> Self::Tangent;
 
+    /// Returns the summed gradient, or `None` when nothing was accumulated, so the
+    /// reverse sweep can skip a stage that received no gradient.
+    fn settle(&self, slot: Self::Slot) -> Option<Self::Tangent> {
+        Some(self.finish(slot))
+    }
+
     /// Returns the cotangent 1 for a scalar; `None` for values with more than one element.
     fn unit_cotangent(&self) -> Option<Self::Tangent> {
         None
@@ -168,6 +174,11 @@ macro_rules! scalar_tangent {
             }
 
             #[inline(always)]
+            fn settle(&self, slot: Option<$t>) -> Option<$t> {
+                slot
+            }
+
+            #[inline(always)]
             fn unit_cotangent(&self) -> Option<$t> {
                 Some(1.0)
             }
@@ -234,6 +245,10 @@ impl<A: Scalar, S: Data<Elem = A>, D: Dimension> Differentiable for ArrayBase<S,
         slot.unwrap_or_else(|| self.zero_tangent())
     }
 
+    fn settle(&self, slot: Self::Slot) -> Option<Array<A, D>> {
+        slot
+    }
+
     fn unit_cotangent(&self) -> Option<Array<A, D>> {
         (self.len() == 1).then(|| Array::ones(self.raw_dim()))
     }
@@ -258,6 +273,11 @@ impl<T: Differentiable + ?Sized> Differentiable for &T {
         (**self).finish(slot)
     }
 
+    #[inline(always)]
+    fn settle(&self, slot: T::Slot) -> Option<T::Tangent> {
+        (**self).settle(slot)
+    }
+
     fn unit_cotangent(&self) -> Option<T::Tangent> {
         (**self).unit_cotangent()
     }
@@ -279,12 +299,47 @@ impl<T: Differentiable> Differentiable for Option<T> {
         self.as_ref().expect("cannot take the tangent of `None`").finish(slot)
     }
 
+    fn settle(&self, slot: T::Slot) -> Option<T::Tangent> {
+        self.as_ref().and_then(|value| value.settle(slot))
+    }
+
     fn unit_cotangent(&self) -> Option<T::Tangent> {
         self.as_ref().and_then(T::unit_cotangent)
     }
 
     fn apply_step(&mut self, step: &T::Tangent, scale: f64) {
         if let Some(value) = self {
+            value.apply_step(step, scale);
+        }
+    }
+}
+
+impl<T: Differentiable> Differentiable for Result<T, ndarray::ShapeError> {
+    type Tangent = T::Tangent;
+    type Slot = T::Slot;
+
+    #[track_caller]
+    fn zero_tangent(&self) -> T::Tangent {
+        match self {
+            Ok(value) => value.zero_tangent(),
+            Err(error) => panic!("cannot take the tangent of a failed reshape: {error}"),
+        }
+    }
+
+    #[track_caller]
+    fn finish(&self, slot: T::Slot) -> T::Tangent {
+        match self {
+            Ok(value) => value.finish(slot),
+            Err(error) => panic!("cannot take the tangent of a failed reshape: {error}"),
+        }
+    }
+
+    fn unit_cotangent(&self) -> Option<T::Tangent> {
+        self.as_ref().ok().and_then(T::unit_cotangent)
+    }
+
+    fn apply_step(&mut self, step: &T::Tangent, scale: f64) {
+        if let Ok(value) = self {
             value.apply_step(step, scale);
         }
     }
@@ -303,6 +358,10 @@ macro_rules! constant {
             fn finish(&self, _slot: Option<NoTangent>) -> NoTangent {
                 NoTangent
             }
+            #[inline(always)]
+            fn settle(&self, _slot: Option<NoTangent>) -> Option<NoTangent> {
+                None
+            }
             fn apply_step(&mut self, _step: &NoTangent, _scale: f64) {}
         }
     )*};
@@ -311,4 +370,11 @@ macro_rules! constant {
 constant!(
     bool, char, i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, (), str,
     String, NoTangent, ndarray::Axis
+);
+
+// Class labels and other integer sequences are constants of a function.
+constant!(
+    [bool], [i8], [i16], [i32], [i64], [isize], [u8], [u16], [u32], [u64], [usize],
+    Vec<bool>, Vec<i8>, Vec<i16>, Vec<i32>, Vec<i64>, Vec<isize>, Vec<u8>, Vec<u16>,
+    Vec<u32>, Vec<u64>, Vec<usize>
 );

@@ -1,0 +1,881 @@
+//! Lowers a function body to stages: one primitive operation each, over named operands.
+//!
+//! Before: `let g = x + y; g * z`. After: stage `g = add(x, y)`, stage `f = mul(g, z)`,
+//! output `f`. Subexpressions become temporaries `t1`, `t2`, ...; an expression with no
+//! differentiated variable in it is one constant stage, emitted as written.
+
+use std::collections::HashMap;
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::visit_mut::VisitMut;
+use syn::{BinOp, Block, Expr, Ident, Member, Pat, Stmt, Type, UnOp};
+
+use crate::signature::{Passing, Signature};
+
+/// A value of the body: an argument or a stage.
+pub struct Var {
+    /// The name shown in the trace.
+    pub name: String,
+    /// The identifier in the generated code.
+    pub ident: Ident,
+    /// How an argument is passed; stages are owned values.
+    pub passing: Passing,
+    /// Whether a gradient flows through it.
+    pub active: bool,
+    /// Whether it is an argument.
+    pub is_arg: bool,
+}
+
+/// What a stage reads.
+#[derive(Clone)]
+pub enum Operand {
+    Var(usize),
+    /// A field of a variable, e.g. `model.w1`.
+    Field(usize, Vec<Member>),
+    /// An expression with no differentiated variable in it, names already renamed.
+    Const(TokenStream, String),
+}
+
+/// One argument of a call to another differentiable function.
+pub struct CallArg {
+    /// The argument expression as passed, with renamed variables.
+    pub expr: TokenStream,
+    /// Where its gradient goes, if it has one.
+    pub target: Option<Operand>,
+}
+
+pub enum Op {
+    Unary(TokenStream, Operand),
+    Binary(TokenStream, Operand, Operand),
+    Method(TokenStream, Operand),
+    Method2(TokenStream, Operand, Operand),
+    MulAdd(Operand, Operand, Operand),
+    Cast(Operand, Type),
+    Copy(Operand),
+    Detach(Operand),
+    Call { vjp: TokenStream, args: Vec<CallArg> },
+    Const(TokenStream, Option<Type>),
+}
+
+pub struct Stage {
+    pub var: usize,
+    pub op: Op,
+    pub span: Span,
+    /// The expression over operand names, e.g. `g * z`.
+    pub text: String,
+    /// The local derivative with respect to each active operand, in symbols.
+    pub symbols: Vec<String>,
+}
+
+pub struct Body {
+    pub vars: Vec<Var>,
+    pub stages: Vec<Stage>,
+    /// The stage holding the result.
+    pub output: usize,
+}
+
+struct Lowerer<'a> {
+    vars: Vec<Var>,
+    stages: Vec<Stage>,
+    scope: HashMap<String, Operand>,
+    errors: &'a mut Vec<syn::Error>,
+    krate: &'a TokenStream,
+    temporaries: usize,
+}
+
+/// Lowers `block`, collecting every unsupported construct into `errors`.
+pub fn lower(
+    block: &Block,
+    signature: &Signature,
+    function_name: &Ident,
+    krate: &TokenStream,
+    errors: &mut Vec<syn::Error>,
+) -> Option<Body> {
+    let errors_before = errors.len();
+    let mut lowerer = Lowerer {
+        vars: Vec::new(),
+        stages: Vec::new(),
+        scope: HashMap::new(),
+        errors,
+        krate,
+        temporaries: 0,
+    };
+    for arg in &signature.args {
+        let id = lowerer.vars.len();
+        lowerer.vars.push(Var {
+            name: arg.ident.to_string(),
+            ident: arg.ident.clone(),
+            passing: arg.passing,
+            active: arg.differentiated,
+            is_arg: true,
+        });
+        lowerer.scope.insert(arg.ident.to_string(), Operand::Var(id));
+    }
+    let result = lowerer.block(block);
+    let output = result.map(|(operand, span)| lowerer.output_stage(operand, span, function_name));
+    let Lowerer { vars, stages, .. } = lowerer;
+    if errors.len() > errors_before {
+        return None;
+    }
+    output.map(|output| Body { vars, stages, output })
+}
+
+impl Lowerer<'_> {
+    fn error(&mut self, span: Span, message: impl std::fmt::Display) {
+        self.errors.push(syn::Error::new(span, message));
+    }
+
+    fn block(&mut self, block: &Block) -> Option<(Operand, Span)> {
+        let mut result = None;
+        let count = block.stmts.len();
+        for (index, stmt) in block.stmts.iter().enumerate() {
+            let last = index + 1 == count;
+            match stmt {
+                Stmt::Local(local) => self.local(local),
+                Stmt::Expr(Expr::Return(ret), _) if last => match &ret.expr {
+                    Some(expr) => result = self.expr(expr).map(|operand| (operand, expr.span())),
+                    None => self.error(ret.span(), "`return` needs a value in a differentiable function"),
+                },
+                Stmt::Expr(expr, None) if last => {
+                    result = self.expr(expr).map(|operand| (operand, expr.span()));
+                }
+                Stmt::Expr(expr, _) => self.statement(expr),
+                Stmt::Item(item) => self.error(
+                    item.span(),
+                    "items inside a differentiable function are not supported; move them outside the function",
+                ),
+                Stmt::Macro(mac) => self.error(
+                    mac.mac.path.span(),
+                    "macro calls are not supported in a differentiable function; use the generated `_trace` function to inspect values",
+                ),
+            }
+        }
+        let ends_with_value = matches!(block.stmts.last(), Some(Stmt::Expr(_, None)) | Some(Stmt::Expr(Expr::Return(_), _)));
+        if !ends_with_value {
+            let span = block.stmts.last().map_or(block.brace_token.span.close(), Spanned::span);
+            self.error(span, "the body must end with the value to return, an expression without a trailing `;`");
+        }
+        result
+    }
+
+    fn local(&mut self, local: &syn::Local) {
+        let (ident, ty) = match &local.pat {
+            Pat::Ident(pat) if pat.subpat.is_none() => (pat.ident.clone(), None),
+            Pat::Type(typed) => match &*typed.pat {
+                Pat::Ident(pat) if pat.subpat.is_none() => (pat.ident.clone(), Some((*typed.ty).clone())),
+                other => return self.error(other.span(), "only `let name = ...` and `let name: Type = ...` are supported; destructure in separate `let`s"),
+            },
+            other => return self.error(other.span(), "only `let name = ...` and `let name: Type = ...` are supported; destructure in separate `let`s"),
+        };
+        let Some(init) = &local.init else {
+            return self.error(local.span(), "a `let` without a value is not supported; give it a value where it is declared");
+        };
+        if let Some((_, diverge)) = &init.diverge {
+            return self.error(diverge.span(), "`let ... else` is not supported in a differentiable function");
+        }
+        self.bind(&ident, &init.expr, ty);
+    }
+
+    /// Binds `ident` to the value of `expr`, naming the stage that computes it.
+    fn bind(&mut self, ident: &Ident, expr: &Expr, ty: Option<Type>) {
+        let stages_before = self.stages.len();
+        let Some(operand) = self.expr(expr) else { return };
+        let name = ident.to_string();
+        let bound = match operand {
+            Operand::Var(id) if id >= self.first_new_var(stages_before) && !self.vars[id].is_arg => {
+                self.vars[id].name = name.clone();
+                self.vars[id].ident = format_ident!("__{}_{}", name.trim_start_matches("r#"), id, span = ident.span());
+                Operand::Var(id)
+            }
+            Operand::Const(tokens, text) => {
+                let id = self.push_var(&name, false);
+                self.stages.push(Stage {
+                    var: id,
+                    op: Op::Const(tokens, ty),
+                    span: expr.span(),
+                    text,
+                    symbols: Vec::new(),
+                });
+                Operand::Var(id)
+            }
+            alias => alias,
+        };
+        self.scope.insert(name, bound);
+    }
+
+    fn first_new_var(&self, stages_before: usize) -> usize {
+        self.stages.get(stages_before).map_or(usize::MAX, |stage| stage.var)
+    }
+
+    fn statement(&mut self, expr: &Expr) {
+        match expr {
+            Expr::Assign(assign) => match &*assign.left {
+                Expr::Path(path) if path.path.get_ident().is_some() => {
+                    let ident = path.path.get_ident().expect("checked above").clone();
+                    if !self.scope.contains_key(&ident.to_string()) {
+                        return self.error(ident.span(), format!("cannot find `{ident}` to assign to"));
+                    }
+                    self.bind(&ident, &assign.right, None);
+                }
+                other => self.error(
+                    other.span(),
+                    "only assignment to a local variable is supported; build a new value instead",
+                ),
+            },
+            Expr::Binary(binary) if compound_op(&binary.op).is_some() => match &*binary.left {
+                Expr::Path(path) if path.path.get_ident().is_some() => {
+                    let ident = path.path.get_ident().expect("checked above").clone();
+                    let op = compound_op(&binary.op).expect("checked above");
+                    let combined = Expr::Binary(syn::ExprBinary {
+                        attrs: Vec::new(),
+                        left: binary.left.clone(),
+                        op,
+                        right: Box::new(Expr::Paren(syn::ExprParen {
+                            attrs: Vec::new(),
+                            paren_token: Default::default(),
+                            expr: binary.right.clone(),
+                        })),
+                    });
+                    self.bind(&ident, &combined, None);
+                }
+                other => self.error(
+                    other.span(),
+                    "only compound assignment to a local variable is supported; build a new value instead",
+                ),
+            },
+            other => {
+                if self.expr(other).is_some() {
+                    self.error(
+                        other.span(),
+                        "this statement has no effect on the result; remove it, or bind it with `let`",
+                    );
+                }
+            }
+        }
+    }
+
+    fn push_var(&mut self, name: &str, active: bool) -> usize {
+        let id = self.vars.len();
+        self.vars.push(Var {
+            name: name.to_owned(),
+            ident: format_ident!("__{}_{}", name, id),
+            passing: Passing::Value,
+            active,
+            is_arg: false,
+        });
+        id
+    }
+
+    fn temporary(&mut self, active: bool) -> usize {
+        self.temporaries += 1;
+        let name = format!("t{}", self.temporaries);
+        self.push_var(&name, active)
+    }
+
+    fn is_active(&self, operand: &Operand) -> bool {
+        match operand {
+            Operand::Var(id) | Operand::Field(id, _) => self.vars[*id].active,
+            Operand::Const(..) => false,
+        }
+    }
+
+    pub fn display(&self, operand: &Operand) -> String {
+        display(&self.vars, operand)
+    }
+
+    fn stage(&mut self, op: Op, span: Span, text: String, symbols: Vec<String>, operands: &[&Operand]) -> Operand {
+        let active = operands.iter().any(|operand| self.is_active(operand));
+        let id = self.temporary(active);
+        self.stages.push(Stage {
+            var: id,
+            op,
+            span,
+            text,
+            symbols,
+        });
+        Operand::Var(id)
+    }
+
+    /// Whether `expr` mentions a differentiated variable.
+    fn mentions_active(&self, expr: &Expr) -> bool {
+        struct Finder<'b, 'c> {
+            lowerer: &'b Lowerer<'c>,
+            found: bool,
+        }
+        impl<'ast> Visit<'ast> for Finder<'_, '_> {
+            fn visit_expr_path(&mut self, path: &'ast syn::ExprPath) {
+                if let Some(ident) = path.path.get_ident() {
+                    if let Some(operand) = self.lowerer.scope.get(&ident.to_string()) {
+                        self.found |= self.lowerer.is_active(operand);
+                    }
+                }
+            }
+        }
+        let mut finder = Finder {
+            lowerer: self,
+            found: false,
+        };
+        finder.visit_expr(expr);
+        finder.found
+    }
+
+    /// Rewrites the local names in a constant expression to their generated identifiers.
+    fn renamed(&self, expr: &Expr) -> TokenStream {
+        struct Renamer<'b, 'c> {
+            lowerer: &'b Lowerer<'c>,
+        }
+        impl VisitMut for Renamer<'_, '_> {
+            fn visit_expr_mut(&mut self, expr: &mut Expr) {
+                if let Expr::Path(path) = expr {
+                    if let Some(ident) = path.path.get_ident() {
+                        if let Some(operand) = self.lowerer.scope.get(&ident.to_string()) {
+                            let span = ident.span();
+                            let tokens = value_tokens(&self.lowerer.vars, operand, span);
+                            *expr = syn::parse2(quote_spanned!(span=> (#tokens)))
+                                .expect("a variable path parses as an expression");
+                            return;
+                        }
+                    }
+                }
+                syn::visit_mut::visit_expr_mut(self, expr);
+            }
+        }
+        let mut expr = expr.clone();
+        Renamer { lowerer: self }.visit_expr_mut(&mut expr);
+        expr.into_token_stream()
+    }
+
+    fn constant(&self, expr: &Expr) -> Operand {
+        Operand::Const(self.renamed(expr), pretty(expr))
+    }
+
+    fn expr(&mut self, expr: &Expr) -> Option<Operand> {
+        if !self.mentions_active(expr) && is_plain_constant(expr) {
+            return Some(self.constant(expr));
+        }
+        match expr {
+            Expr::Paren(paren) => self.expr(&paren.expr),
+            Expr::Group(group) => self.expr(&group.expr),
+            Expr::Reference(reference) => {
+                if let Some(mutability) = &reference.mutability {
+                    self.error(mutability.span(), "`&mut` is not supported in a differentiable function");
+                    return None;
+                }
+                self.expr(&reference.expr)
+            }
+            Expr::Unary(unary) => match unary.op {
+                UnOp::Deref(_) => self.expr(&unary.expr),
+                UnOp::Neg(_) => {
+                    let operand = self.expr(&unary.expr)?;
+                    let krate = self.krate;
+                    let op = quote_spanned!(unary.span()=> #krate::__private::ops::Neg);
+                    let text = format!("-{}", self.display_paren(&operand));
+                    self.unary_stage(op, operand, unary.span(), text, "-1".to_owned())
+                }
+                _ => {
+                    self.error(unary.op.span(), "`!` on a differentiated value is not supported");
+                    None
+                }
+            },
+            Expr::Binary(binary) => self.binary(binary),
+            Expr::Path(path) => {
+                if let Some(ident) = path.path.get_ident() {
+                    if let Some(operand) = self.scope.get(&ident.to_string()) {
+                        return Some(operand.clone());
+                    }
+                }
+                Some(self.constant(expr))
+            }
+            Expr::Field(field) => {
+                let operand = self.expr(&field.base)?;
+                match operand {
+                    Operand::Var(id) if self.vars[id].is_arg || !self.vars[id].active => {
+                        Some(Operand::Field(id, vec![field.member.clone()]))
+                    }
+                    Operand::Field(id, mut members) => {
+                        members.push(field.member.clone());
+                        Some(Operand::Field(id, members))
+                    }
+                    _ => {
+                        self.error(
+                            field.member.span(),
+                            "field access is supported on arguments only; bind the struct to an argument",
+                        );
+                        None
+                    }
+                }
+            }
+            Expr::MethodCall(call) => self.method_call(call),
+            Expr::Call(call) => self.call(call),
+            Expr::Cast(cast) => {
+                let operand = self.expr(&cast.expr)?;
+                let text = format!("{} as {}", self.display_paren(&operand), pretty(&*cast.ty));
+                let ty = (*cast.ty).clone();
+                let span = cast.span();
+                Some(self.stage(Op::Cast(operand.clone(), ty), span, text, vec!["1".to_owned()], &[&operand]))
+            }
+            Expr::Lit(_) => Some(self.constant(expr)),
+            other => {
+                self.unsupported(other);
+                None
+            }
+        }
+    }
+
+    fn unsupported(&mut self, expr: &Expr) {
+        let (span, message) = match expr {
+            Expr::If(e) => (e.if_token.span(), "`if` is not supported in a differentiable function yet; compute both sides and select with `a.max(b)` / `a.min(b)`, or move the branch outside"),
+            Expr::Match(e) => (e.match_token.span(), "`match` is not supported in a differentiable function; write it with arithmetic, `max`/`min`, or move it outside"),
+            Expr::While(e) => (e.while_token.span(), "`while` loops are not supported in a differentiable function; use `for i in 0..n` with a known count, or move the loop outside"),
+            Expr::Loop(e) => (e.loop_token.span(), "`loop` is not supported in a differentiable function; use `for i in 0..n` with a known count, or move the loop outside"),
+            Expr::ForLoop(e) => (e.for_token.span(), "`for` loops are not supported in a differentiable function yet; unroll the loop, or differentiate the loop body as its own function"),
+            Expr::Closure(e) => (e.or1_token.span(), "closures are not supported in a differentiable function; write a separate `#[differentiable]` function and call it"),
+            Expr::Macro(e) => (e.mac.path.span(), "macro calls are not supported in a differentiable function; write the expression out"),
+            Expr::Index(e) => (e.bracket_token.span.join(), "indexing is not supported in a differentiable function yet; use array operations such as `sum`, `dot` or slicing outside"),
+            Expr::Block(e) => (e.block.brace_token.span.join(), "blocks are not supported in a differentiable function; use `let` bindings"),
+            Expr::Tuple(e) => (e.paren_token.span.join(), "tuples are not supported as values in a differentiable function; return a `#[derive(Differentiable)]` struct or one value"),
+            Expr::Array(e) => (e.bracket_token.span.join(), "array literals of differentiated values are not supported; build the array outside"),
+            Expr::Struct(e) => (e.brace_token.span.join(), "struct literals of differentiated values are not supported; return one value"),
+            Expr::Assign(e) => (e.eq_token.span(), "assignment is only supported as a statement"),
+            Expr::Return(e) => (e.return_token.span(), "`return` is only supported as the last statement"),
+            Expr::Try(e) => (e.question_token.span(), "`?` is not supported in a differentiable function; use `.unwrap()` or check the input outside"),
+            Expr::Range(e) => (e.span(), "ranges are not supported as values in a differentiable function"),
+            other => (other.span(), "this expression is not supported in a differentiable function; use arithmetic, float methods and calls to `#[differentiable]` functions"),
+        };
+        self.error(span, message);
+    }
+
+    fn display_paren(&self, operand: &Operand) -> String {
+        let text = self.display(operand);
+        if text.contains(' ') && !text.starts_with('(') {
+            format!("({text})")
+        } else {
+            text
+        }
+    }
+
+    fn unary_stage(&mut self, op: TokenStream, operand: Operand, span: Span, text: String, symbol: String) -> Option<Operand> {
+        Some(self.stage(Op::Unary(op, operand.clone()), span, text, vec![symbol], &[&operand]))
+    }
+
+    fn binary(&mut self, binary: &syn::ExprBinary) -> Option<Operand> {
+        let (name, symbol) = match binary.op {
+            BinOp::Add(_) => ("Add", "+"),
+            BinOp::Sub(_) => ("Sub", "-"),
+            BinOp::Mul(_) => ("Mul", "*"),
+            BinOp::Div(_) => ("Div", "/"),
+            ref op => {
+                self.error(
+                    op.span(),
+                    format!(
+                        "`{}` on differentiated values is not supported here; use `+`, `-`, `*`, `/`, `max` or `min`",
+                        op.to_token_stream()
+                    ),
+                );
+                return None;
+            }
+        };
+        let lhs = self.expr(&binary.left);
+        let rhs = self.expr(&binary.right);
+        let (lhs, rhs) = (lhs?, rhs?);
+        let krate = self.krate;
+        let op_ident = Ident::new(name, Span::call_site());
+        let op = quote_spanned!(binary.op.span()=> #krate::__private::ops::#op_ident);
+        let (a, b) = (self.display_paren(&lhs), self.display_paren(&rhs));
+        let text = format!("{a} {symbol} {b}");
+        let symbols = match name {
+            "Add" => vec!["1".to_owned(), "1".to_owned()],
+            "Sub" => vec!["1".to_owned(), "-1".to_owned()],
+            "Mul" => vec![b.clone(), a.clone()],
+            _ => vec![format!("1/{b}"), format!("-{a}/{b}²")],
+        };
+        let symbols = self.active_symbols(&[&lhs, &rhs], symbols);
+        Some(self.stage(Op::Binary(op, lhs.clone(), rhs.clone()), binary.span(), text, symbols, &[&lhs, &rhs]))
+    }
+
+    fn active_symbols(&self, operands: &[&Operand], symbols: Vec<String>) -> Vec<String> {
+        operands
+            .iter()
+            .zip(symbols)
+            .filter(|(operand, _)| self.is_active(operand))
+            .map(|(_, symbol)| symbol)
+            .collect()
+    }
+
+    fn method_call(&mut self, call: &syn::ExprMethodCall) -> Option<Operand> {
+        let method = call.method.to_string();
+        let span = call.method.span();
+        let krate = self.krate.clone();
+        let receiver = self.expr(&call.receiver)?;
+        let a = self.display_paren(&receiver);
+        let args: Vec<&Expr> = call.args.iter().collect();
+        let expect_args = |lowerer: &mut Self, count: usize| {
+            if args.len() == count {
+                true
+            } else {
+                lowerer.error(span, format!("`{method}` takes {count} argument(s) here, found {}", args.len()));
+                false
+            }
+        };
+        if let Some((op_name, symbol)) = unary_method(&method) {
+            if !expect_args(self, 0) {
+                return None;
+            }
+            let op_ident = Ident::new(op_name, span);
+            let op = quote_spanned!(span=> #krate::__private::ops::#op_ident);
+            let text = format!("{a}.{method}()");
+            let symbol = symbol.replace("{a}", &a);
+            return self.unary_stage(op, receiver, call.span(), text, symbol);
+        }
+        match method.as_str() {
+            "powi" => {
+                if !expect_args(self, 1) {
+                    return None;
+                }
+                if self.mentions_active(args[0]) {
+                    self.error(args[0].span(), "the exponent of `powi` is an integer and has no derivative; use `powf` to differentiate the exponent");
+                    return None;
+                }
+                let n = self.renamed(args[0]);
+                let n_text = pretty(args[0]);
+                let op = quote_spanned!(span=> #krate::__private::ops::Powi(#n));
+                let text = format!("{a}.powi({n_text})");
+                let symbol = format!("{n_text}·{a}^({n_text}-1)");
+                self.unary_stage(op, receiver, call.span(), text, symbol)
+            }
+            "powf" | "hypot" | "atan2" | "max" | "min" => {
+                if !expect_args(self, 1) {
+                    return None;
+                }
+                let rhs = self.expr(args[0])?;
+                let b = self.display_paren(&rhs);
+                let op_ident = Ident::new(&capitalize(&method), span);
+                let op = quote_spanned!(span=> #krate::__private::ops::#op_ident);
+                let text = format!("{a}.{method}({b})");
+                let symbols = match method.as_str() {
+                    "powf" => vec![format!("{b}·{a}^({b}-1)"), format!("{a}^{b}·ln({a})")],
+                    "hypot" => vec![format!("{a}/hypot"), format!("{b}/hypot")],
+                    "atan2" => vec![format!("{b}/({a}²+{b}²)"), format!("-{a}/({a}²+{b}²)")],
+                    "max" => vec![format!("[{a} ≥ {b}]"), format!("[{b} ≥ {a}]")],
+                    _ => vec![format!("[{a} ≤ {b}]"), format!("[{b} ≤ {a}]")],
+                };
+                let symbols = self.active_symbols(&[&receiver, &rhs], symbols);
+                Some(self.stage(Op::Binary(op, receiver.clone(), rhs.clone()), call.span(), text, symbols, &[&receiver, &rhs]))
+            }
+            "mul_add" => {
+                if !expect_args(self, 2) {
+                    return None;
+                }
+                let m = self.expr(args[0]);
+                let c = self.expr(args[1]);
+                let (m, c) = (m?, c?);
+                let text = format!("{a}.mul_add({}, {})", self.display(&m), self.display(&c));
+                let symbols = vec![self.display(&m), a.clone(), "1".to_owned()];
+                let symbols = self.active_symbols(&[&receiver, &m, &c], symbols);
+                Some(self.stage(Op::MulAdd(receiver.clone(), m.clone(), c.clone()), call.span(), text, symbols, &[&receiver, &m, &c]))
+            }
+            "dot" => {
+                if !expect_args(self, 1) {
+                    return None;
+                }
+                let rhs = self.expr(args[0])?;
+                let b = self.display_paren(&rhs);
+                let op = quote_spanned!(span=> #krate::rules::methods::Dot);
+                let text = format!("{a}.dot({b})");
+                let symbols = self.active_symbols(&[&receiver, &rhs], vec![format!("ḡ·{b}ᵀ"), format!("{a}ᵀ·ḡ")]);
+                Some(self.stage(Op::Method2(op, receiver.clone(), rhs.clone()), call.span(), text, symbols, &[&receiver, &rhs]))
+            }
+            _ => {
+                let Some((op_name, takes_arg)) = array_method(&method) else {
+                    let message = format!(
+                        "no derivative rule for the method `{method}`; supported methods are the float functions ({}), `powi`, `powf`, `hypot`, `atan2`, `max`, `min`, `mul_add`, and on arrays {}; for a function of your own, write a free function with `#[differentiable]` or `#[differentiable(vjp = path)]`",
+                        UNARY_METHODS.iter().map(|(name, _, _)| *name).collect::<Vec<_>>().join(", "),
+                        "`dot`, `t`, `sum`, `mean`, `sum_axis`, `mean_axis`, `into_shape_with_order`, `reshape`, `insert_axis`, `to_owned`, `unwrap`"
+                    );
+                    self.error(span, message);
+                    return None;
+                };
+                if !expect_args(self, usize::from(takes_arg)) {
+                    return None;
+                }
+                let op_ident = Ident::new(op_name, span);
+                let (op, arg_text) = if takes_arg {
+                    if self.mentions_active(args[0]) {
+                        self.error(args[0].span(), format!("the argument of `{method}` cannot be differentiated; pass a constant"));
+                        return None;
+                    }
+                    let value = self.renamed(args[0]);
+                    (quote_spanned!(span=> #krate::rules::methods::#op_ident(#value)), pretty(args[0]))
+                } else {
+                    (quote_spanned!(span=> #krate::rules::methods::#op_ident), String::new())
+                };
+                let text = format!("{a}.{method}({arg_text})");
+                let symbol = format!("∂{method}/∂{a}");
+                Some(self.stage(Op::Method(op, receiver.clone()), call.span(), text, vec![symbol], &[&receiver]))
+            }
+        }
+    }
+
+    fn call(&mut self, call: &syn::ExprCall) -> Option<Operand> {
+        let Expr::Path(func) = &*call.func else {
+            self.error(call.func.span(), "only calls to named functions are supported in a differentiable function");
+            return None;
+        };
+        let last = func.path.segments.last().expect("a path has a segment");
+        if last.ident == "detach" && call.args.len() == 1 {
+            let operand = self.expr(&call.args[0])?;
+            let text = format!("detach({})", self.display(&operand));
+            let id = self.temporary(false);
+            self.stages.push(Stage {
+                var: id,
+                op: Op::Detach(operand),
+                span: call.span(),
+                text,
+                symbols: Vec::new(),
+            });
+            return Some(Operand::Var(id));
+        }
+        if !call.args.iter().any(|arg| self.mentions_active(arg)) {
+            return Some(self.constant(&Expr::Call(call.clone())));
+        }
+        let mut args = Vec::new();
+        let mut operands = Vec::new();
+        let mut texts = Vec::new();
+        for arg in &call.args {
+            let (expr, target, text) = self.call_arg(arg)?;
+            if let Some(target) = &target {
+                operands.push(target.clone());
+            }
+            args.push(CallArg { expr, target });
+            texts.push(text);
+        }
+        let mut path = func.path.clone();
+        let last = path.segments.last_mut().expect("a path has a segment");
+        let generics = std::mem::replace(&mut last.arguments, syn::PathArguments::None);
+        let name = last.ident.to_string();
+        let span = last.ident.span();
+        let vjp = quote_spanned!(span=> #path::__stagegrad_vjp #generics);
+        let text = format!("{name}({})", texts.join(", "));
+        let symbols = operands
+            .iter()
+            .filter(|operand| self.is_active(operand))
+            .map(|operand| format!("∂{name}/∂{}", self.display(operand)))
+            .collect();
+        let refs: Vec<&Operand> = operands.iter().collect();
+        let operands_for_activity = refs.clone();
+        Some(self.stage(Op::Call { vjp, args }, call.span(), text, symbols, &operands_for_activity))
+    }
+
+    /// Lowers one argument of a call: how to pass it and where its gradient goes.
+    fn call_arg(&mut self, arg: &Expr) -> Option<(TokenStream, Option<Operand>, String)> {
+        let text = pretty(arg);
+        if !self.mentions_active(arg) {
+            return Some((self.renamed(arg), None, text));
+        }
+        let (inner, by_reference) = match arg {
+            Expr::Reference(reference) => (&*reference.expr, true),
+            other => (other, false),
+        };
+        if let Expr::Call(wrapper) = inner {
+            if wrapper.func.to_token_stream().to_string() == "Some" && wrapper.args.len() == 1 && !by_reference {
+                let (expr, target, _) = self.call_arg(&wrapper.args[0])?;
+                return Some((quote!(::core::option::Option::Some(#expr)), target, text));
+            }
+        }
+        let operand = self.expr(inner)?;
+        let span = arg.span();
+        let expr = if by_reference {
+            ref_tokens(&self.vars, &operand, span, false)
+        } else {
+            match &operand {
+                Operand::Var(id) if self.vars[*id].passing != Passing::Value => value_tokens(&self.vars, &operand, span),
+                _ => {
+                    let reference = ref_tokens(&self.vars, &operand, span, false);
+                    let krate = self.krate;
+                    quote_spanned!(span=> #krate::__private::duplicate(#reference))
+                }
+            }
+        };
+        Some((expr, Some(operand), text))
+    }
+
+    fn output_stage(&mut self, operand: Operand, span: Span, function_name: &Ident) -> usize {
+        if let Operand::Var(id) = operand {
+            let is_temporary = !self.vars[id].is_arg && self.vars[id].name.starts_with('t') && self.stages.last().is_some_and(|stage| stage.var == id);
+            if is_temporary {
+                self.vars[id].name = function_name.to_string();
+                self.vars[id].ident = format_ident!("__{}_out", function_name);
+                return id;
+            }
+        }
+        let text = self.display(&operand);
+        let active = self.is_active(&operand);
+        let id = self.push_var(&function_name.to_string(), active);
+        self.vars[id].ident = format_ident!("__{}_out", function_name);
+        let op = match operand {
+            Operand::Const(tokens, _) => Op::Const(tokens, None),
+            other => Op::Copy(other),
+        };
+        self.stages.push(Stage {
+            var: id,
+            op,
+            span,
+            text,
+            symbols: vec!["1".to_owned()],
+        });
+        id
+    }
+}
+
+/// Returns the operator of `a op= b` as the binary operator of `a = a op b`.
+fn compound_op(op: &BinOp) -> Option<BinOp> {
+    match op {
+        BinOp::AddAssign(token) => Some(BinOp::Add(syn::Token![+](token.span()))),
+        BinOp::SubAssign(token) => Some(BinOp::Sub(syn::Token![-](token.span()))),
+        BinOp::MulAssign(token) => Some(BinOp::Mul(syn::Token![*](token.span()))),
+        BinOp::DivAssign(token) => Some(BinOp::Div(syn::Token![/](token.span()))),
+        _ => None,
+    }
+}
+
+/// Whether an expression with no differentiated variable can be emitted as written.
+fn is_plain_constant(expr: &Expr) -> bool {
+    !matches!(
+        expr,
+        Expr::If(_) | Expr::Match(_) | Expr::While(_) | Expr::Loop(_) | Expr::ForLoop(_) | Expr::Closure(_)
+            | Expr::Block(_) | Expr::Assign(_) | Expr::Return(_) | Expr::Macro(_) | Expr::Try(_)
+    )
+}
+
+/// The float methods with one operand: name, op type, local derivative in symbols.
+pub const UNARY_METHODS: &[(&str, &str, &str)] = &[
+    ("sin", "Sin", "cos({a})"),
+    ("cos", "Cos", "-sin({a})"),
+    ("tan", "Tan", "1 + tan({a})²"),
+    ("asin", "Asin", "1/√(1 - {a}²)"),
+    ("acos", "Acos", "-1/√(1 - {a}²)"),
+    ("atan", "Atan", "1/(1 + {a}²)"),
+    ("sinh", "Sinh", "cosh({a})"),
+    ("cosh", "Cosh", "sinh({a})"),
+    ("tanh", "Tanh", "1 - tanh({a})²"),
+    ("exp", "Exp", "exp({a})"),
+    ("exp2", "Exp2", "ln(2)·2^{a}"),
+    ("exp_m1", "ExpM1", "exp({a})"),
+    ("ln", "Ln", "1/{a}"),
+    ("log2", "Log2", "1/({a}·ln 2)"),
+    ("log10", "Log10", "1/({a}·ln 10)"),
+    ("ln_1p", "Ln1p", "1/(1 + {a})"),
+    ("sqrt", "Sqrt", "1/(2√{a})"),
+    ("cbrt", "Cbrt", "1/(3·∛{a}²)"),
+    ("recip", "Recip", "-1/{a}²"),
+    ("abs", "Abs", "sign({a})"),
+    ("signum", "Signum", "0"),
+    ("floor", "Floor", "0"),
+    ("ceil", "Ceil", "0"),
+    ("round", "Round", "0"),
+];
+
+fn unary_method(method: &str) -> Option<(&'static str, &'static str)> {
+    UNARY_METHODS
+        .iter()
+        .find(|(name, _, _)| *name == method)
+        .map(|(_, op, symbol)| (*op, *symbol))
+}
+
+/// Array methods of one differentiated value: op type, and whether it takes a constant
+/// argument.
+fn array_method(method: &str) -> Option<(&'static str, bool)> {
+    Some(match method {
+        "sum" => ("Sum", false),
+        "mean" => ("Mean", false),
+        "sum_axis" => ("SumAxis", true),
+        "mean_axis" => ("MeanAxis", true),
+        "t" | "reversed_axes" => ("Transpose", false),
+        "into_shape" | "into_shape_with_order" | "to_shape" => ("IntoShape", true),
+        "reshape" => ("Reshape", true),
+        "insert_axis" => ("InsertAxis", true),
+        "to_owned" | "clone" => ("ToOwned", false),
+        "unwrap" => ("Unwrap", false),
+        "expect" => ("Unwrap", false),
+        _ => return None,
+    })
+}
+
+fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().collect::<String>() + chars.as_str())
+        .unwrap_or_default()
+}
+
+/// Renders tokens as a person would write them.
+pub fn pretty(tokens: &impl ToTokens) -> String {
+    let text = tokens.to_token_stream().to_string();
+    text.replace(" . ", ".")
+        .replace(" :: ", "::")
+        .replace(":: ", "::")
+        .replace(" (", "(")
+        .replace("( ", "(")
+        .replace(" )", ")")
+        .replace(" ,", ",")
+        .replace("& ", "&")
+        .replace(" [", "[")
+        .replace("[ ", "[")
+        .replace(" ]", "]")
+        .replace(" . ", ".")
+}
+
+pub fn display(vars: &[Var], operand: &Operand) -> String {
+    match operand {
+        Operand::Var(id) => vars[*id].name.clone(),
+        Operand::Field(id, members) => {
+            let mut text = vars[*id].name.clone();
+            for member in members {
+                text.push('.');
+                text.push_str(&member.to_token_stream().to_string());
+            }
+            text
+        }
+        Operand::Const(_, text) => text.clone(),
+    }
+}
+
+/// The operand as a value expression (for passing by value).
+pub fn value_tokens(vars: &[Var], operand: &Operand, span: Span) -> TokenStream {
+    match operand {
+        Operand::Var(id) => {
+            let ident = &vars[*id].ident;
+            quote_spanned!(span=> #ident)
+        }
+        Operand::Field(id, members) => {
+            let ident = &vars[*id].ident;
+            quote_spanned!(span=> #ident #(.#members)*)
+        }
+        Operand::Const(tokens, _) => tokens.clone(),
+    }
+}
+
+/// The operand as a reference expression, `&x` or `x` for an argument passed by
+/// reference. `owned` says the arguments were converted to owned values.
+pub fn ref_tokens(vars: &[Var], operand: &Operand, span: Span, owned: bool) -> TokenStream {
+    match operand {
+        Operand::Var(id) => {
+            let var = &vars[*id];
+            let ident = &var.ident;
+            if var.is_arg && var.passing == Passing::Reference && !owned {
+                quote_spanned!(span=> #ident)
+            } else {
+                quote_spanned!(span=> &#ident)
+            }
+        }
+        Operand::Field(id, members) => {
+            let ident = &vars[*id].ident;
+            quote_spanned!(span=> &#ident #(.#members)*)
+        }
+        Operand::Const(tokens, _) => quote_spanned!(span=> &(#tokens)),
+    }
+}
