@@ -128,31 +128,14 @@ impl Context<'_> {
         let vis = &self.function.vis;
         let name = self.struct_name();
         let function = self.name();
-        let params: Vec<&GenericParam> = self
-            .function
-            .sig
-            .generics
+        let mut generics = self.generics();
+        generics.params = generics
             .params
-            .iter()
+            .into_iter()
             .filter(|param| !matches!(param, GenericParam::Lifetime(_)))
             .collect();
-        let generics = if params.is_empty() {
-            quote!()
-        } else {
-            let stripped = params.iter().map(|param| match param {
-                GenericParam::Type(param) => {
-                    let ident = &param.ident;
-                    quote!(#ident)
-                }
-                GenericParam::Const(param) => {
-                    let ident = &param.ident;
-                    let ty = &param.ty;
-                    quote!(const #ident: #ty)
-                }
-                GenericParam::Lifetime(_) => quote!(),
-            });
-            quote!(<#(#stripped),*>)
-        };
+        let (generics, _, where_clause) = generics.split_for_impl();
+        let generics = quote!(#generics);
         let fields = self.differentiated().map(|arg| {
             let ident = &arg.ident;
             let ty = self.tangent_type(&arg.ty);
@@ -163,7 +146,7 @@ impl Context<'_> {
         quote! {
             #[doc = #doc]
             #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
-            #vis struct #name #generics {
+            #vis struct #name #generics #where_clause {
                 #(#fields,)*
             }
         }

@@ -104,20 +104,29 @@ pub fn expand(context: &Context<'_>, path: &Path) -> TokenStream {
             quote!(__trace.record_adjoint(#node, &#part);)
         });
     let function_name = name.to_string();
+    // A rule named `f_vjp` stays the public vjp, so only the items it lacks are added.
+    let rule_is_public_vjp = path.get_ident().is_some_and(|ident| *ident == vjp_name);
+    let public_items = if rule_is_public_vjp {
+        quote!()
+    } else {
+        quote! {
+            #grad_struct
+            #grad_fn
+
+            #[doc = "Returns the value and its pullback, through the hand-written rule."]
+            #[inline]
+            #vis fn #vjp_name #impl_generics (#inputs) -> (#output, impl ::core::ops::Fn(#cotangent) -> #grad_type) #where_clause {
+                let (__value, __pullback) = #path(#(#args),*);
+                (__value, move |__cotangent: #cotangent| {
+                    let (#(#parts,)*) = __pullback(__cotangent);
+                    #struct_name { #(#fields,)* }
+                })
+            }
+        }
+    };
     let text = format!("{name}({})", args.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
     quote! {
-        #grad_struct
-        #grad_fn
-
-        #[doc = "Returns the value and its pullback, through the hand-written rule."]
-        #[inline]
-        #vis fn #vjp_name #impl_generics (#inputs) -> (#output, impl ::core::ops::Fn(#cotangent) -> #grad_type) #where_clause {
-            let (__value, __pullback) = #path(#(#args),*);
-            (__value, move |__cotangent: #cotangent| {
-                let (#(#parts,)*) = __pullback(__cotangent);
-                #struct_name { #(#fields,)* }
-            })
-        }
+        #public_items
 
         #[doc(hidden)]
         #[allow(non_camel_case_types, dead_code)]
