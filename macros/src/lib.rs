@@ -133,3 +133,110 @@ fn finish(tokens: TokenStream, errors: Vec<syn::Error>) -> TokenStream {
     quote!(#tokens #(#errors)*)
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stages(source: &str) -> Vec<String> {
+        let function: ItemFn = syn::parse_str(source).expect("test source parses");
+        let options = args::Options::default();
+        let mut errors = Vec::new();
+        let signature = signature::read(&function, &options, &mut errors).expect("signature reads");
+        let body = lower::lower(&function.block, &signature, &function.sig.ident, &quote!(::stagegrad), &mut errors)
+            .expect("body lowers");
+        assert!(errors.is_empty());
+        emit::describe(&body)
+    }
+
+    fn error_messages(args: &str, source: &str) -> Vec<String> {
+        let tokens = expand(args.parse().expect("args parse"), source.parse().expect("source parses"));
+        let text = tokens.to_string();
+        text.match_indices("compile_error")
+            .map(|(at, _)| {
+                let rest = &text[at..];
+                let start = rest.find('"').expect("a message") + 1;
+                let end = rest[start..].find('"').expect("a closing quote") + start;
+                rest[start..end].to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn design_example_stages() {
+        let stages = stages("fn f(x: f64, y: f64, z: f64) -> f64 { let g = x + y; g * z }");
+        assert_eq!(stages, ["g = x + y", "f = g * z", "output f"]);
+    }
+
+    #[test]
+    fn nested_expression_temporaries() {
+        let stages = stages("fn f(x: f64, y: f64) -> f64 { (x * y).sin() + x.exp() / 2.0 }");
+        assert_eq!(stages, ["t1 = x * y", "t2 = t1.sin()", "t3 = x.exp()", "t4 = t3 / 2.0", "f = t2 + t4", "output f"]);
+    }
+
+    #[test]
+    fn shadowing_and_compound_assignment() {
+        let stages = stages("fn f(x: f64) -> f64 { let a = x * x; let a = a.exp() + a; let mut b = a; b += x; b }");
+        assert_eq!(stages, ["a = x * x", "t2 = a.exp()", "a = t2 + a", "b = a + x", "f = b", "output f"]);
+    }
+
+    #[test]
+    fn constants_are_one_stage() {
+        let stages = stages("fn f(x: f64, n: i32) -> f64 { let c = 2.0 * 3.0; x.powi(n + 1) * c }");
+        assert_eq!(stages, ["c = 2.0 * 3.0", "t1 = x.powi(n + 1)", "f = t1 * c", "output f"]);
+    }
+
+    #[test]
+    fn every_unsupported_construct_reported_once() {
+        let messages = error_messages(
+            "",
+            "fn f(x: f64) -> f64 { while x > 0.0 {} let y = match x { _ => x }; println!(\"{}\", x); x }",
+        );
+        assert_eq!(messages.len(), 3, "{messages:?}");
+        assert!(messages[0].starts_with("`while` loops are not supported"));
+        assert!(messages[1].starts_with("`match` is not supported"));
+        assert!(messages[2].starts_with("macro calls are not supported"));
+    }
+
+    #[test]
+    fn unknown_option_lists_the_valid_ones() {
+        let messages = error_messages("speed = 3", "fn f(x: f64) -> f64 { x }");
+        assert_eq!(messages, ["unknown option `speed`; the options are `wrt(...)`, `vjp = path` and `crate = path`"]);
+    }
+
+    #[test]
+    fn wrt_names_a_missing_argument() {
+        let messages = error_messages("wrt(q)", "fn f(x: f64) -> f64 { x }");
+        assert_eq!(messages, ["`wrt` names `q`, which is not an argument of `f`; the arguments are `x`"]);
+    }
+
+    #[test]
+    fn malformed_input_never_panics() {
+        let sources = [
+            "struct S;",
+            "fn f() {}",
+            "fn f(self) -> f64 { 1.0 }",
+            "fn f(x: f64) -> f64 { }",
+            "fn f(x: f64) -> f64 { x; }",
+            "fn f(x: f64) -> f64 { return; }",
+            "fn f(x: f64) -> f64 { let (a, b) = (x, x); a }",
+            "fn f(x: f64) -> f64 { x.unknown(1, 2) }",
+            "fn f(x: f64) -> f64 { x[0] + |y| y }",
+            "fn f(x: &mut f64) -> usize { 1 }",
+            "fn f((a, b): (f64, f64)) -> f64 { a }",
+            "async fn f(x: f64) -> f64 { x }",
+            "fn f(x: f64) -> f64 { x.powi(x) }",
+            "fn f(x: f64) -> f64 { let y; y }",
+            "fn f(x: f64) -> f64 { x.mul_add(1.0) }",
+            "fn f(x: f64) -> f64 { g(x)(x) }",
+        ];
+        for source in sources {
+            for args in ["", "wrt(x)", "vjp = r", "wrt(", "crate"] {
+                let (Ok(args), Ok(item)) = (args.parse::<TokenStream>(), source.parse::<TokenStream>()) else {
+                    continue;
+                };
+                let _ = expand(args, item);
+            }
+        }
+    }
+}

@@ -1,7 +1,6 @@
 //! Reads a function's signature: which arguments are differentiated, how they are
 //! passed, and whether the result is a scalar.
 
-use proc_macro2::Span;
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericParam, Ident, ItemFn, Pat, ReturnType, Type, TypeParamBound};
 
@@ -129,6 +128,7 @@ fn float_params(function: &ItemFn) -> Vec<Ident> {
 /// Reads the signature, collecting every problem into `errors`.
 pub fn read(function: &ItemFn, options: &Options, errors: &mut Vec<syn::Error>) -> Option<Signature> {
     let sig = &function.sig;
+    let errors_before = errors.len();
     if let Some(asyncness) = &sig.asyncness {
         errors.push(syn::Error::new(
             asyncness.span(),
@@ -227,7 +227,7 @@ pub fn read(function: &ItemFn, options: &Options, errors: &mut Vec<syn::Error>) 
         ));
         ok = false;
     }
-    if !args.iter().any(|arg| arg.differentiated) && ok && !args.is_empty() {
+    if !args.iter().any(|arg| arg.differentiated) && errors.len() == errors_before {
         errors.push(syn::Error::new(
             sig.inputs.span(),
             "no argument has a tangent, so there is nothing to differentiate; take at least one `f32`, `f64` or array argument",
@@ -250,9 +250,4 @@ fn list_names(args: &[Arg]) -> String {
         .map(|arg| format!("`{}`", arg.ident))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Returns the span to blame for the whole function.
-pub fn name_span(function: &ItemFn) -> Span {
-    function.sig.ident.span()
 }
