@@ -780,6 +780,7 @@ fn static_lifetimes(ty: &Type) -> Type {
 }
 
 /// Renders the stage list, for the macro's own unit tests.
+#[cfg(test)]
 pub fn describe(body: &Body) -> Vec<String> {
     body.stages
         .iter()
