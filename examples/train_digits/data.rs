@@ -2,7 +2,7 @@
 //!
 //! The data file contains one sample per line: 64 comma-separated integers in `0..=16`
 //! (an 8 x 8 image, row-major) followed by the class label `0..=9`. It may be plain
-//! text or gzip-compressed; the loader tells them apart by the gzip magic bytes.
+//! text or gzip-compressed, and the loader detects gzip by its magic bytes.
 //!
 //! Every random choice here (the train/test split and the per-epoch shuffle) draws
 //! from [`SplitMix64`], a generator written in this file, so a seed gives the same
