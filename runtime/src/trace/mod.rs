@@ -3,6 +3,7 @@
 
 mod render;
 mod summary;
+mod svg;
 
 pub use summary::{Summarize, Summary};
 
