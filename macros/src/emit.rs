@@ -5,7 +5,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::{GenericParam, Ident, ItemFn, Type};
 
-use crate::lower::{Body, CallArg, Op, Operand, Stage, Var, display, ref_tokens};
+use crate::lower::{Body, CallArg, Op, Operand, Stage, Var, ref_tokens};
 use crate::signature::{Arg, Passing, Signature};
 
 /// Everything the emitters share.
@@ -785,6 +785,9 @@ pub fn describe(body: &Body) -> Vec<String> {
     body.stages
         .iter()
         .map(|stage| format!("{} = {}", body.vars[stage.var].name, stage.text))
-        .chain(std::iter::once(format!("output {}", display(&body.vars, &Operand::Var(body.output)))))
+        .chain(std::iter::once(format!(
+            "output {}",
+            crate::lower::display(&body.vars, &Operand::Var(body.output))
+        )))
         .collect()
 }
