@@ -4,7 +4,10 @@
 //! Most users depend on the `stagegrad` facade crate, which re-exports all of this
 //! next to the `#[differentiable]` macro.
 
+pub mod conv;
+pub mod error;
 pub mod rules;
+pub mod toeplitz;
 mod scalar;
 mod tangent;
 pub mod trace;
@@ -15,6 +18,10 @@ pub mod __private;
 pub use scalar::Scalar;
 pub use tangent::{Accumulate, Differentiable, NoTangent, TangentSpace};
 pub use trace::Trace;
+
+pub use conv::*;
+pub use error::ShapeError;
+pub use toeplitz::*;
 
 /// Stops the gradient at `value`: the result equals `value`, and nothing flows back
 /// through it.
