@@ -6,6 +6,8 @@
 
 pub mod conv;
 pub mod error;
+pub mod nn;
+pub mod optim;
 pub mod rules;
 pub mod toeplitz;
 mod scalar;
@@ -22,6 +24,8 @@ pub use trace::Trace;
 pub use conv::*;
 pub use error::ShapeError;
 pub use toeplitz::*;
+
+pub use nn::*;
 
 /// Stops the gradient at `value`: the result equals `value`, and nothing flows back
 /// through it.

@@ -334,6 +334,10 @@ impl<T: Differentiable> Differentiable for Result<T, ndarray::ShapeError> {
         }
     }
 
+    fn settle(&self, slot: T::Slot) -> Option<T::Tangent> {
+        self.as_ref().ok().and_then(|value| value.settle(slot))
+    }
+
     fn unit_cotangent(&self) -> Option<T::Tangent> {
         self.as_ref().ok().and_then(T::unit_cotangent)
     }

@@ -2,6 +2,7 @@
 //! differentiates correctly for scalars, arrays, and mixes of the two.
 
 pub mod array;
+pub mod methods;
 pub mod ops;
 
 use crate::{Differentiable, Scalar};

@@ -123,6 +123,15 @@ impl<T: Summarize> Summarize for Option<T> {
     }
 }
 
+impl<T: Summarize> Summarize for Result<T, ndarray::ShapeError> {
+    fn summarize(&self) -> Summary {
+        match self {
+            Ok(value) => value.summarize(),
+            Err(error) => Summary::Other(format!("error: {error}")),
+        }
+    }
+}
+
 impl<A: Scalar, S: Data<Elem = A>, D: Dimension> Summarize for ArrayBase<S, D> {
     fn summarize(&self) -> Summary {
         if self.is_empty() {
@@ -164,3 +173,33 @@ macro_rules! summarize_integer {
 }
 
 summarize_integer!(bool, i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
+
+/// Describes a sequence of integers (class labels, indices) by its first 6 elements and
+/// its length.
+fn summarize_sequence<T: fmt::Display>(elements: &[T]) -> Summary {
+    let shown: Vec<String> = elements.iter().take(6).map(ToString::to_string).collect();
+    let text = if elements.len() > shown.len() {
+        format!("[{}, ...] ({} elements)", shown.join(", "), elements.len())
+    } else {
+        format!("[{}]", shown.join(", "))
+    };
+    Summary::Other(text)
+}
+
+macro_rules! summarize_integer_sequence {
+    ($($t:ty),*) => {$(
+        impl Summarize for [$t] {
+            fn summarize(&self) -> Summary {
+                summarize_sequence(self)
+            }
+        }
+
+        impl Summarize for Vec<$t> {
+            fn summarize(&self) -> Summary {
+                summarize_sequence(self)
+            }
+        }
+    )*};
+}
+
+summarize_integer_sequence!(bool, i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
