@@ -75,17 +75,6 @@ impl<A: Scalar> Cnn<A> {
             dense_bias: Array1::from_elem(CLASSES, A::from_f64_lossy(0.01)),
         }
     }
-
-    /// Converts the parameters to another element type.
-    pub fn cast<B: Scalar>(&self) -> Cnn<B> {
-        let convert = |a: &A| B::from_f64_lossy(a.to_f64_lossless());
-        Cnn {
-            conv_weight: self.conv_weight.map(convert),
-            conv_bias: self.conv_bias.map(convert),
-            dense_weight: self.dense_weight.map(convert),
-            dense_bias: self.dense_bias.map(convert),
-        }
-    }
 }
 
 /// Draws from the standard normal distribution with the Box-Muller transform.
@@ -133,15 +122,17 @@ impl<A: Scalar> Classifier<A> for CnnClassifier<A> {
 /// Compares the gradient of [`loss`] in f64 with central differences on every
 /// parameter, for the first `samples` images, and returns the maximum relative error.
 ///
-/// The relative error of one parameter is `|g - d| / max(|g| + |d|, 1e-6)`, where `g`
-/// is the generated gradient and `d` the central difference with step 1e-6.
+/// The relative error of one parameter is `|g - d| / max(|g| + |d|, 1e-4)`, where `g`
+/// is the generated gradient and `d` the central difference with step 1e-5. The floor
+/// keeps the rounding error of the differences (about 1e-11) from dominating the
+/// ratio for gradients near zero.
 pub fn gradient_check(model: &Cnn<f64>, images: &Array4<f64>, labels: &[usize]) -> f64 {
     let (_, gradient) = loss_grad(model, images, labels);
-    let step = 1e-6;
+    let step = 1e-5;
     let mut worst: f64 = 0.0;
     let mut compare = |generated: f64, perturbed: &dyn Fn(f64) -> f64| {
         let difference = (perturbed(step) - perturbed(-step)) / (2.0 * step);
-        let error = (generated - difference).abs() / (generated.abs() + difference.abs()).max(1e-6);
+        let error = (generated - difference).abs() / (generated.abs() + difference.abs()).max(1e-4);
         worst = worst.max(error);
     };
     macro_rules! check_field {

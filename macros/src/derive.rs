@@ -62,12 +62,42 @@ fn try_expand(item: TokenStream) -> syn::Result<TokenStream> {
     let (impl_generics, type_generics, where_clause) = input.generics.split_for_impl();
     let mut where_clause = where_clause.cloned().unwrap_or_else(|| syn::parse_quote!(where));
     let differentiable = quote!(#krate::__private::Differentiable);
-    for field in fields {
-        let ty = &field.ty;
-        where_clause.predicates.push(syn::parse_quote!(#ty: #differentiable));
-    }
     let names: Vec<_> = fields.iter().map(|field| field.ident.as_ref().expect("named fields")).collect();
+    let float_params: Vec<syn::Ident> = input
+        .generics
+        .type_params()
+        .filter(|param| {
+            param.bounds.iter().any(|bound| match bound {
+                syn::TypeParamBound::Trait(bound) => bound.path.segments.last().is_some_and(|last| {
+                    matches!(last.ident.to_string().as_str(), "Float" | "Scalar")
+                }),
+                _ => false,
+            })
+        })
+        .map(|param| param.ident.clone())
+        .collect();
+    let tangent_types: Vec<_> = fields
+        .iter()
+        .map(|field| crate::emit::tangent_type(&field.ty, &float_params, &krate))
+        .collect();
     let types: Vec<_> = fields.iter().map(|field| &field.ty).collect();
+    // A bound on a field whose tangent the macro names plainly (an array of `A: Scalar`)
+    // would hide the impl from rustc's normalisation, so only other generic fields get one.
+    if input.generics.type_params().next().is_some() {
+        for (ty, tangent) in types.iter().zip(&tangent_types) {
+            if tangent.to_string().starts_with('<') {
+                where_clause.predicates.push(syn::parse_quote!(#ty: #differentiable));
+            }
+        }
+    }
+    let steps = fields.iter().map(|field| {
+        let name = field.ident.as_ref().expect("named fields");
+        if is_owned_array(&field.ty) {
+            quote!(#krate::__private::step_array(&mut self.#name, &step.#name, scale);)
+        } else {
+            quote!(#differentiable::apply_step(&mut self.#name, &step.#name, scale);)
+        }
+    });
     let name_text: Vec<String> = names.iter().map(ToString::to_string).collect();
     let tangent_doc = format!("The gradient of a [`{name}`]: one tangent per field, same names.");
     let slot_doc = format!("The adjoint of a [`{name}`] during a reverse sweep, summed field by field.");
@@ -79,7 +109,7 @@ fn try_expand(item: TokenStream) -> syn::Result<TokenStream> {
         #vis struct #tangent #impl_generics #where_clause {
             #(
                 #[doc = concat!("The gradient with respect to `", #name_text, "`.")]
-                pub #names: <#types as #differentiable>::Tangent,
+                pub #names: #tangent_types,
             )*
         }
 
@@ -118,7 +148,7 @@ fn try_expand(item: TokenStream) -> syn::Result<TokenStream> {
             }
 
             fn apply_step(&mut self, step: &Self::Tangent, scale: f64) {
-                #(#differentiable::apply_step(&mut self.#names, &step.#names, scale);)*
+                #(#steps)*
             }
         }
 
@@ -163,5 +193,17 @@ fn try_expand(item: TokenStream) -> syn::Result<TokenStream> {
                 ))
             }
         }
+    })
+}
+
+/// Whether `ty` names an owned ndarray array (`Array`, `Array1` .. `Array6`, `ArrayD`),
+/// which steps in place; other array storages cannot be written to.
+fn is_owned_array(ty: &syn::Type) -> bool {
+    let syn::Type::Path(path) = ty else { return false };
+    path.path.segments.last().is_some_and(|last| {
+        let name = last.ident.to_string();
+        name == "Array"
+            || name == "ArrayD"
+            || (name.len() == 6 && name.starts_with("Array") && name.as_bytes()[5].is_ascii_digit())
     })
 }

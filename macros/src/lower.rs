@@ -334,8 +334,7 @@ impl Lowerer<'_> {
                         if let Some(operand) = self.lowerer.scope.get(&ident.to_string()) {
                             let span = ident.span();
                             let tokens = value_tokens(&self.lowerer.vars, operand, span);
-                            *expr = syn::parse2(quote_spanned!(span=> (#tokens)))
-                                .expect("a variable path parses as an expression");
+                            *expr = syn::parse2(tokens).expect("a variable or field path parses as an expression");
                             return;
                         }
                     }

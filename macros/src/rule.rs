@@ -125,6 +125,22 @@ pub fn expand(context: &Context<'_>, path: &Path) -> TokenStream {
         }
     };
     let text = format!("{name}({})", args.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
+    if rule_is_public_vjp {
+        return quote! {
+            #[doc(hidden)]
+            #[allow(non_camel_case_types, dead_code)]
+            #vis enum #name {}
+
+            impl #name {
+                #[doc(hidden)]
+                #[inline]
+                #[allow(clippy::type_complexity, clippy::too_many_arguments)]
+                #vis fn __stagegrad_vjp #impl_generics (#inputs) -> (#output, impl ::core::ops::Fn(#cotangent) -> (#(#tuple_types,)*) + use<#(#params),*>) #where_clause {
+                    #path(#(#args),*)
+                }
+            }
+        };
+    }
     quote! {
         #public_items
 

@@ -218,3 +218,20 @@ pub fn method2_back_rhs<Op, A: MethodRule2<Op, B> + ?Sized, B: Differentiable + 
 ) -> B::Tangent {
     a.backward_rhs(&op, b, output, cotangent)
 }
+
+/// Moves an owned array field of a derived struct by `scale * step`.
+#[track_caller]
+pub fn step_array<A: Scalar, D: ndarray::Dimension>(
+    array: &mut ndarray::Array<A, D>,
+    step: &ndarray::Array<A, D>,
+    scale: f64,
+) {
+    assert_eq!(
+        array.shape(),
+        step.shape(),
+        "cannot step an array of shape {:?} by a step of shape {:?}",
+        array.shape(),
+        step.shape()
+    );
+    array.scaled_add(A::from_f64_lossy(scale), step);
+}

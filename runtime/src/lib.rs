@@ -8,6 +8,7 @@ pub mod conv;
 pub mod error;
 pub mod nn;
 pub mod optim;
+pub mod pool;
 pub mod rules;
 pub mod toeplitz;
 mod scalar;
@@ -26,6 +27,7 @@ pub use error::ShapeError;
 pub use toeplitz::*;
 
 pub use nn::*;
+pub use pool::*;
 
 /// Stops the gradient at `value`: the result equals `value`, and nothing flows back
 /// through it.

@@ -71,7 +71,12 @@ where
 /// assert_eq!(relu(&array![-1.0, 0.0, 2.5]), array![0.0, 0.0, 2.5]);
 /// assert_eq!(relu(&-3.0_f64), 0.0);
 /// ```
-pub fn relu<T: UnaryRule<Relu>>(x: &T) -> T::Output {
+#[stagegrad_macros::differentiable(vjp = relu_vjp, crate = crate)]
+pub fn relu<T>(x: &T) -> T::Output
+where
+    T: UnaryRule<Relu>,
+    T::Output: UnaryRule<Relu, Output = T::Output> + Differentiable<Tangent = T::Tangent> + Clone,
+{
     x.forward(&Relu)
 }
 
@@ -94,7 +99,12 @@ where
 ///
 /// assert_eq!(sigmoid(&array![0.0, -1000.0, 1000.0]), array![0.5, 0.0, 1.0]);
 /// ```
-pub fn sigmoid<T: UnaryRule<Sigmoid>>(x: &T) -> T::Output {
+#[stagegrad_macros::differentiable(vjp = sigmoid_vjp, crate = crate)]
+pub fn sigmoid<T>(x: &T) -> T::Output
+where
+    T: UnaryRule<Sigmoid>,
+    T::Output: UnaryRule<Sigmoid, Output = T::Output> + Differentiable<Tangent = T::Tangent> + Clone,
+{
     x.forward(&Sigmoid)
 }
 
@@ -118,7 +128,12 @@ where
 ///
 /// assert_eq!(tanh(&array![0.0]), array![0.0]);
 /// ```
-pub fn tanh<T: UnaryRule<Tanh>>(x: &T) -> T::Output {
+#[stagegrad_macros::differentiable(vjp = tanh_vjp, crate = crate)]
+pub fn tanh<T>(x: &T) -> T::Output
+where
+    T: UnaryRule<Tanh>,
+    T::Output: UnaryRule<Tanh, Output = T::Output> + Differentiable<Tangent = T::Tangent> + Clone,
+{
     x.forward(&Tanh)
 }
 
@@ -146,6 +161,7 @@ where
 /// let y = log_softmax(&array![[0.0, 0.0], [1e4, 1e4]]);
 /// assert!(y.iter().all(|&value| (value - 0.5_f64.ln()).abs() < 1e-12));
 /// ```
+#[stagegrad_macros::differentiable(vjp = log_softmax_vjp, crate = crate)]
 pub fn log_softmax<A: Scalar, S: Data<Elem = A>>(logits: &ArrayBase<S, Ix2>) -> Array2<A> {
     let mut output = logits.to_owned();
     for mut row in output.rows_mut() {
@@ -223,6 +239,7 @@ fn check_labels(logits_shape: &[usize], labels: &[usize]) {
 /// assert!((loss - 0.5 * 2.0_f64.ln()).abs() < 1e-12);
 /// ```
 #[track_caller]
+#[stagegrad_macros::differentiable(vjp = softmax_cross_entropy_vjp, crate = crate)]
 pub fn softmax_cross_entropy<A: Scalar, S: Data<Elem = A>>(
     logits: &ArrayBase<S, Ix2>,
     labels: &[usize],
@@ -301,6 +318,7 @@ fn check_mse_shapes(prediction: &[usize], target: &[usize]) {
 /// assert_eq!(mse(&array![1.0, 2.0], &array![1.0, 4.0]), 2.0);
 /// ```
 #[track_caller]
+#[stagegrad_macros::differentiable(vjp = mse_vjp, crate = crate)]
 pub fn mse<A, S1, S2, D>(prediction: &ArrayBase<S1, D>, target: &ArrayBase<S2, D>) -> A
 where
     A: Scalar,
@@ -365,6 +383,7 @@ where
 /// assert_eq!(product, array![[11.0]]);
 /// ```
 #[track_caller]
+#[stagegrad_macros::differentiable(vjp = matmul_vjp, crate = crate)]
 pub fn matmul<A, S1, S2>(a: &ArrayBase<S1, Ix2>, b: &ArrayBase<S2, Ix2>) -> Array2<A>
 where
     A: Scalar,
@@ -430,6 +449,7 @@ fn flattened_shape(shape: &[usize]) -> (usize, usize) {
 /// assert_eq!(flatten(&x), array![[0.0, 1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0]]);
 /// ```
 #[track_caller]
+#[stagegrad_macros::differentiable(vjp = flatten_vjp, crate = crate)]
 pub fn flatten<A: Scalar, S: Data<Elem = A>, D: Dimension>(x: &ArrayBase<S, D>) -> Array2<A> {
     let shape = flattened_shape(x.shape());
     x.to_shape(shape)

@@ -29,6 +29,8 @@ pub trait Scalar:
     + std::ops::SubAssign
     + std::ops::MulAssign
     + std::ops::DivAssign
+    + crate::Differentiable<Tangent = Self, Slot = Option<Self>>
+    + crate::trace::Summarize
     + 'static
 {
     /// The name of the type, `"f32"` or `"f64"`.

@@ -253,9 +253,11 @@ impl<A: Scalar, S: Data<Elem = A>, D: Dimension> Differentiable for ArrayBase<S,
         (self.len() == 1).then(|| Array::ones(self.raw_dim()))
     }
 
+    #[track_caller]
     fn apply_step(&mut self, _step: &Array<A, D>, _scale: f64) {
-        // NOTE: only owned arrays can move; a view is stepped through its owner.
-        panic!("cannot step an array view; step the model that owns it")
+        // The storage is generic here, so nothing can be written through it. Owned
+        // fields of derived structs step through `__private::step_array` instead.
+        panic!("cannot step an array through its generic storage; step the model that owns it, or use `scaled_add`")
     }
 }
 
