@@ -352,6 +352,9 @@ impl Lowerer<'_> {
     }
 
     fn expr(&mut self, expr: &Expr) -> Option<Operand> {
+        if let Some(operand) = self.place(expr) {
+            return Some(operand);
+        }
         if !self.mentions_active(expr) && is_plain_constant(expr) {
             return Some(self.constant(expr));
         }
@@ -421,6 +424,29 @@ impl Lowerer<'_> {
                 self.unsupported(other);
                 None
             }
+        }
+    }
+
+    /// Returns the operand of a variable or a field path of one, active or not, so that
+    /// it is passed by reference like any operand.
+    fn place(&self, expr: &Expr) -> Option<Operand> {
+        match expr {
+            Expr::Path(path) => {
+                let ident = path.path.get_ident()?;
+                self.scope.get(&ident.to_string()).cloned()
+            }
+            Expr::Field(field) => match self.place(&field.base)? {
+                Operand::Var(id) if self.vars[id].is_arg || !self.vars[id].active => {
+                    Some(Operand::Field(id, vec![field.member.clone()]))
+                }
+                Operand::Field(id, mut members) => {
+                    members.push(field.member.clone());
+                    Some(Operand::Field(id, members))
+                }
+                _ => None,
+            },
+            Expr::Paren(paren) => self.place(&paren.expr),
+            _ => None,
         }
     }
 
