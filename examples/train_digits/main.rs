@@ -19,10 +19,11 @@ use std::error::Error;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use ndarray::{ArrayView4, Axis};
+use ndarray::Axis;
 use stagegrad::Scalar;
 
 use cli::{Command, Options, Precision};
+use model::Classifier;
 use data::{CLASSES, Dataset};
 use report::{ConfusionMatrix, EpochProgress, EpochRecord};
 
@@ -40,18 +41,6 @@ const GRADIENT_CHECK_SAMPLES: usize = 8;
 // MODEL SLOT: the classifier that the program trains. Replace `build_model` (and, if
 // needed, `check_gradient`) to plug in another model; nothing else needs to change.
 // ---------------------------------------------------------------------------------
-
-/// A model that learns from mini-batches of images and predicts digit classes.
-///
-/// `T` is the floating-point type of the images (`f32` by default, `f64` with `--f64`).
-trait Classifier<T> {
-    /// Takes one training step on a batch (B x 1 x 8 x 8 images with their labels)
-    /// and returns the batch's mean loss, measured before the step.
-    fn train_batch(&mut self, images: ArrayView4<'_, T>, labels: &[usize]) -> f64;
-
-    /// Returns the predicted class, in `0..10`, of each image of a B x 1 x 8 x 8 batch.
-    fn predict(&self, images: ArrayView4<'_, T>) -> Vec<usize>;
-}
 
 /// Creates the model to train, with its initial weights drawn from `options.seed`.
 fn build_model<T: Scalar>(options: &Options) -> impl Classifier<T> {

@@ -10,7 +10,17 @@ use stagegrad::{
     max_pool2d, relu, softmax_cross_entropy,
 };
 
-use crate::Classifier;
+/// A model that learns from mini-batches of images and predicts digit classes.
+///
+/// `T` is the floating-point type of the images (`f32` by default, `f64` with `--f64`).
+pub trait Classifier<T> {
+    /// Takes one training step on a batch (B x 1 x 8 x 8 images with their labels)
+    /// and returns the batch's mean loss, measured before the step.
+    fn train_batch(&mut self, images: ArrayView4<'_, T>, labels: &[usize]) -> f64;
+
+    /// Returns the predicted class, in `0..10`, of each image of a B x 1 x 8 x 8 batch.
+    fn predict(&self, images: ArrayView4<'_, T>) -> Vec<usize>;
+}
 
 /// Output channels of the convolution.
 pub const CHANNELS: usize = 8;
