@@ -194,6 +194,7 @@ pub(crate) fn or_panic<T>(result: Result<T, ShapeError>) -> T {
 /// When the shapes do not fit together; [`try_conv2d_nchw`] returns the same
 /// [`ShapeError`] instead.
 #[track_caller]
+#[stagegrad_macros::differentiable(vjp = conv2d_nchw_vjp, crate = crate)]
 pub fn conv2d_nchw<A, S1, S2>(
     input: &ArrayBase<S1, Ix4>,
     weight: &ArrayBase<S2, Ix4>,
@@ -299,6 +300,7 @@ where
 /// When the shapes do not fit together; [`try_conv1d_ncw`] returns the same
 /// [`ShapeError`] instead.
 #[track_caller]
+#[stagegrad_macros::differentiable(vjp = conv1d_ncw_vjp, crate = crate)]
 pub fn conv1d_ncw<A, S1, S2>(
     input: &ArrayBase<S1, Ix3>,
     weight: &ArrayBase<S2, Ix3>,

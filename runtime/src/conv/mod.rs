@@ -24,6 +24,7 @@ pub use batched::{
 pub use settings::{Conv1dSettings, Conv2dSettings, Padding, PaddingMode, output_len};
 
 pub(crate) use plan::{ConvPlan, Shapes};
+pub(crate) use settings::AxisPlan;
 
 use ndarray::{Array1, Array2, ArrayBase, Axis, Data, Ix1, Ix2};
 
@@ -77,6 +78,7 @@ fn plan_single(
 ///
 /// When the settings do not fit the lengths (see [`try_conv1d`]).
 #[track_caller]
+#[stagegrad_macros::differentiable(vjp = conv1d_vjp, crate = crate)]
 pub fn conv1d<A, S1, S2>(
     input: &ArrayBase<S1, Ix1>,
     kernel: &ArrayBase<S2, Ix1>,
@@ -191,6 +193,7 @@ where
 ///
 /// When the settings do not fit the shapes (see [`try_conv2d`]).
 #[track_caller]
+#[stagegrad_macros::differentiable(vjp = conv2d_vjp, crate = crate)]
 pub fn conv2d<A, S1, S2>(
     input: &ArrayBase<S1, Ix2>,
     kernel: &ArrayBase<S2, Ix2>,
