@@ -6,6 +6,9 @@
 
 pub mod conv;
 pub mod error;
+pub mod nn;
+pub mod optim;
+pub mod pool;
 pub mod rules;
 pub mod toeplitz;
 mod scalar;
@@ -22,6 +25,9 @@ pub use trace::Trace;
 pub use conv::*;
 pub use error::ShapeError;
 pub use toeplitz::*;
+
+pub use nn::*;
+pub use pool::*;
 
 /// Stops the gradient at `value`: the result equals `value`, and nothing flows back
 /// through it.
