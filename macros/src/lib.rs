@@ -66,11 +66,12 @@ fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     };
     if let Some(path) = &options.vjp {
         let generated = rule::expand(&context, path);
-        return finish(quote!(#function #generated), errors);
+        return finish(quote!(#[allow(dead_code)] #function #generated), errors);
     }
     let body = lower::lower(&function.block, &signature, &function.sig.ident, &krate, &mut errors);
     let generated = generated_items(&context, body.as_ref());
-    finish(quote!(#function #generated), errors)
+    // The function is used through its generated items even where nothing calls it.
+    finish(quote!(#[allow(dead_code)] #function #generated), errors)
 }
 
 /// Emits the generated items; without a body (after an error) their bodies are stubs,

@@ -30,6 +30,7 @@ pub trait Scalar:
     + std::ops::MulAssign
     + std::ops::DivAssign
     + crate::Differentiable<Tangent = Self, Slot = Option<Self>>
+    + crate::TangentSpace
     + crate::trace::Summarize
     + 'static
 {
