@@ -8,6 +8,8 @@ use syn::{GenericParam, Ident, ItemFn, Type};
 use crate::lower::{Body, CallArg, Op, Operand, Stage, Var, ref_tokens};
 use crate::signature::{Arg, Passing, Signature};
 
+mod control;
+
 /// Everything the emitters share.
 pub struct Context<'a> {
     pub function: &'a ItemFn,
@@ -18,7 +20,7 @@ pub struct Context<'a> {
 /// Which function is being emitted: they differ in how arguments are held and in what
 /// the reverse sweep records.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     /// `f_vjp`: the pullback borrows the arguments.
     Borrowing,
     /// The hidden entry: the pullback owns copies of borrowed arguments, so a caller can
@@ -232,7 +234,7 @@ impl Context<'_> {
             #[doc = #doc]
             #[inline]
             // Generated stages are plain `let`s; these lints fire on their shape, not on user code.
-            #[allow(unused_mut, unused_variables, clippy::let_and_return, clippy::redundant_clone, clippy::clone_on_copy)]
+            #[allow(unused_mut, unused_variables, unused_assignments, clippy::let_and_return, clippy::redundant_clone, clippy::clone_on_copy)]
             #vis fn #name #impl_generics (#inputs) -> (#output, impl ::core::ops::Fn(#cotangent) -> #grad_type) #where_clause {
                 #forward
                 (#krate::__private::duplicate(#out_ref), move |__cotangent: #cotangent| {
@@ -268,7 +270,9 @@ impl Context<'_> {
             .collect();
         let body_tokens = match body {
             Some(body) => self.owning_body(body),
-            None => quote!(::core::unreachable!()),
+            None => quote! {
+                (::core::unreachable!(), move |_: #cotangent| -> (#(#tuple_types,)*) { ::core::unreachable!() })
+            },
         };
         quote! {
             #[doc(hidden)]
@@ -278,7 +282,7 @@ impl Context<'_> {
             impl #name {
                 #[doc(hidden)]
                 #[inline]
-                #[allow(unused_mut, unused_variables, clippy::let_and_return, clippy::redundant_clone, clippy::clone_on_copy, clippy::type_complexity, clippy::too_many_arguments)]
+                #[allow(unused_mut, unused_variables, unused_assignments, clippy::let_and_return, clippy::redundant_clone, clippy::clone_on_copy, clippy::type_complexity, clippy::too_many_arguments)]
                 #vis fn __stagegrad_vjp #impl_generics (#inputs) -> (#output, impl ::core::ops::Fn(#cotangent) -> (#(#tuple_types,)*) + use<#(#params),*>) #where_clause {
                     #body_tokens
                 }
@@ -361,7 +365,7 @@ impl Context<'_> {
         };
         quote! {
             #[doc = #doc]
-            #[allow(unused_mut, unused_variables, clippy::let_and_return, clippy::redundant_clone, clippy::clone_on_copy)]
+            #[allow(unused_mut, unused_variables, unused_assignments, clippy::let_and_return, clippy::redundant_clone, clippy::clone_on_copy)]
             #vis fn #name #impl_generics (#inputs) -> #krate::Trace #where_clause {
                 #body_tokens
             }
@@ -416,14 +420,24 @@ impl Context<'_> {
 
     /// The forward pass: one `let` per stage.
     fn forward(&self, body: &Body, mode: Mode) -> TokenStream {
+        self.forward_stages(body, &body.stages, mode, None)
+    }
+
+    /// The forward pass of a list of stages; `note`, in a trace, says which iteration
+    /// or branch they belong to.
+    fn forward_stages(&self, body: &Body, stages: &[Stage], mode: Mode, note: Option<&TokenStream>) -> TokenStream {
         let mut tokens = TokenStream::new();
-        for stage in &body.stages {
-            tokens.extend(self.forward_stage(body, stage, mode));
+        for stage in stages {
+            tokens.extend(match &stage.op {
+                Op::If(stage_if) => self.forward_if(body, stage, stage_if, mode, note),
+                Op::Loop(stage_loop) => self.forward_loop(body, stage_loop, mode, note),
+                _ => self.forward_stage(body, stage, mode, note),
+            });
         }
         tokens
     }
 
-    fn forward_stage(&self, body: &Body, stage: &Stage, mode: Mode) -> TokenStream {
+    fn forward_stage(&self, body: &Body, stage: &Stage, mode: Mode, note: Option<&TokenStream>) -> TokenStream {
         let krate = &self.krate;
         let vars = &body.vars;
         let var = &vars[stage.var];
@@ -468,6 +482,11 @@ impl Context<'_> {
                 Some(ty) => quote_spanned!(span=> let #ident: #ty = #tokens;),
                 None => quote_spanned!(span=> let #ident = #tokens;),
             },
+            Op::Index(a, position) => {
+                let a = r(a);
+                quote_spanned!(span=> let #ident = #krate::__private::index(#a, #position);)
+            }
+            Op::If(_) | Op::Loop(_) => unreachable!("control stages are emitted by their own functions"),
         };
         if mode != Mode::Trace || !var.active {
             return value;
@@ -482,9 +501,11 @@ impl Context<'_> {
         });
         let own = r(&Operand::Var(stage.var));
         let locals = self.trace_locals(body, stage);
+        let note = note.map(|note| quote!(__trace.record_note(#node, #note);));
         quote! {
             #value
             let #node = __trace.record_stage(#name, #text, &[#(#entries),*], #own);
+            #note
             #locals
         }
     }
@@ -553,14 +574,11 @@ impl Context<'_> {
             let reference = arg_ref(arg, mode);
             tokens.extend(quote!(let mut #slot = #krate::__private::slot_for(#reference);));
         }
-        for stage in &body.stages {
-            let var = &vars[stage.var];
-            if !var.active || stage.var == body.output {
+        for id in level_vars(&body.stages) {
+            if id == body.output {
                 continue;
             }
-            let slot = slot_ident(&var.ident);
-            let reference = ref_tokens(vars, &Operand::Var(stage.var), Span::call_site(), false);
-            tokens.extend(quote!(let mut #slot = #krate::__private::slot_for(#reference);));
+            tokens.extend(self.slot_declaration(body, id, false));
         }
         let output = &vars[body.output];
         if output.active {
@@ -568,12 +586,34 @@ impl Context<'_> {
             let reference = ref_tokens(vars, &Operand::Var(body.output), Span::call_site(), false);
             tokens.extend(quote!(let mut #slot = #krate::__private::seed(#reference, __cotangent);));
         }
-        for stage in body.stages.iter().rev() {
-            if vars[stage.var].active {
-                tokens.extend(self.backward_stage(body, stage, mode));
-            }
+        tokens.extend(self.backward_stages(body, &body.stages, mode));
+        tokens
+    }
+
+    /// The reverse sweep over a list of stages, last first.
+    fn backward_stages(&self, body: &Body, stages: &[Stage], mode: Mode) -> TokenStream {
+        let mut tokens = TokenStream::new();
+        for stage in stages.iter().rev() {
+            tokens.extend(match &stage.op {
+                Op::If(stage_if) => self.backward_if(body, stage_if, mode),
+                Op::Loop(stage_loop) => self.backward_loop(body, stage_loop, mode),
+                _ if body.vars[stage.var].active => self.backward_stage(body, stage, mode),
+                _ => quote!(),
+            });
         }
         tokens
+    }
+
+    /// `let mut __adj_x = slot_for(x);` for an active variable.
+    fn slot_declaration(&self, body: &Body, id: usize, backward: bool) -> TokenStream {
+        let var = &body.vars[id];
+        if !var.active {
+            return quote!();
+        }
+        let krate = &self.krate;
+        let slot = slot_ident(&var.ident);
+        let reference = reference(&body.vars, &Operand::Var(id), Span::call_site(), backward);
+        quote!(let mut #slot = #krate::__private::slot_for(#reference);)
     }
 
     fn backward_stage(&self, body: &Body, stage: &Stage, mode: Mode) -> TokenStream {
@@ -582,7 +622,7 @@ impl Context<'_> {
         let span = stage.span;
         let ident = &vars[stage.var].ident;
         let slot = slot_ident(ident);
-        let r = |operand: &Operand| ref_tokens(vars, operand, span, false);
+        let r = |operand: &Operand| reference(vars, operand, span, true);
         let own = r(&Operand::Var(stage.var));
         let add = |operand: &Operand, gradient: TokenStream| -> TokenStream {
             if !is_active(vars, operand) {
@@ -626,6 +666,16 @@ impl Context<'_> {
             }
             Op::Copy(a) => add(a, quote!(__gradient)),
             Op::Detach(_) | Op::Const(..) => quote!(),
+            Op::Index(a, position) => {
+                if is_active(vars, a) {
+                    let ar = r(a);
+                    let target = slot_target(vars, a);
+                    quote_spanned!(span=> #krate::__private::accumulate_index(&mut #target, #ar, #position, &__gradient);)
+                } else {
+                    quote!()
+                }
+            }
+            Op::If(_) | Op::Loop(_) => unreachable!("control stages are emitted by their own functions"),
             Op::Call { args, .. } => {
                 let pullback = pullback_ident(ident);
                 let mut tokens = quote_spanned!(span=> let __parts = #pullback(__gradient););
@@ -653,7 +703,32 @@ impl Context<'_> {
     }
 }
 
-fn is_active(vars: &[Var], operand: &Operand) -> bool {
+/// The operand as a reference; in the reverse sweep, a variable of a branch or loop
+/// body is already a reference into the saved values.
+pub(crate) fn reference(vars: &[Var], operand: &Operand, span: Span, backward: bool) -> TokenStream {
+    match operand {
+        Operand::Var(id) if backward && vars[*id].in_region => {
+            let ident = &vars[*id].ident;
+            quote_spanned!(span=> #ident)
+        }
+        other => ref_tokens(vars, other, span, false),
+    }
+}
+
+/// The variables a list of stages defines at its own level.
+pub(crate) fn level_vars(stages: &[Stage]) -> Vec<usize> {
+    let mut ids = Vec::new();
+    for stage in stages {
+        match &stage.op {
+            Op::If(stage_if) => ids.extend(&stage_if.outputs),
+            Op::Loop(stage_loop) => ids.extend(&stage_loop.outputs),
+            _ => ids.push(stage.var),
+        }
+    }
+    ids
+}
+
+pub(crate) fn is_active(vars: &[Var], operand: &Operand) -> bool {
     match operand {
         Operand::Var(id) | Operand::Field(id, _) => vars[*id].active,
         Operand::Const(..) => false,
@@ -670,20 +745,20 @@ fn base(operand: &Operand) -> usize {
 /// The operands that receive a gradient, in the order of the stage's symbols.
 fn active_operands<'a>(vars: &[Var], stage: &'a Stage) -> Vec<&'a Operand> {
     let all: Vec<&Operand> = match &stage.op {
-        Op::Unary(_, a) | Op::Method(_, a) | Op::Cast(a, _) | Op::Copy(a) => vec![a],
+        Op::Unary(_, a) | Op::Method(_, a) | Op::Cast(a, _) | Op::Copy(a) | Op::Index(a, _) => vec![a],
         Op::Binary(_, a, b) | Op::Method2(_, a, b) => vec![a, b],
         Op::MulAdd(a, m, c) => vec![a, m, c],
         Op::Call { args, .. } => args.iter().filter_map(|arg| arg.target.as_ref()).collect(),
-        Op::Detach(_) | Op::Const(..) => Vec::new(),
+        Op::Detach(_) | Op::Const(..) | Op::If(_) | Op::Loop(_) => Vec::new(),
     };
     all.into_iter().filter(|operand| is_active(vars, operand)).collect()
 }
 
-fn slot_ident(ident: &Ident) -> Ident {
+pub(crate) fn slot_ident(ident: &Ident) -> Ident {
     format_ident!("__adj_{}", ident.to_string().trim_start_matches("r#"))
 }
 
-fn node_ident(ident: &Ident) -> Ident {
+pub(crate) fn node_ident(ident: &Ident) -> Ident {
     format_ident!("__node_{}", ident.to_string().trim_start_matches("r#"))
 }
 
@@ -691,7 +766,7 @@ fn pullback_ident(ident: &Ident) -> Ident {
     format_ident!("__pullback_{}", ident.to_string().trim_start_matches("r#"))
 }
 
-fn slot_target(vars: &[Var], operand: &Operand) -> TokenStream {
+pub(crate) fn slot_target(vars: &[Var], operand: &Operand) -> TokenStream {
     match operand {
         Operand::Var(id) => {
             let slot = slot_ident(&vars[*id].ident);

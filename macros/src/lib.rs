@@ -124,7 +124,7 @@ fn stub_vjp(context: &emit::Context<'_>) -> TokenStream {
     quote! {
         #[allow(unused_variables, unreachable_code)]
         #vis fn #name #impl_generics (#inputs) -> (#output, impl ::core::ops::Fn(<#output as #krate::__private::Differentiable>::Tangent) -> #grad_type) #where_clause {
-            (::core::unreachable!(), |_| ::core::unreachable!())
+            (::core::unreachable!(), |_: <#output as #krate::__private::Differentiable>::Tangent| -> #grad_type { ::core::unreachable!() })
         }
     }
 }

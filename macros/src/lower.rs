@@ -15,6 +15,8 @@ use syn::{BinOp, Block, Expr, Ident, Member, Pat, Stmt, Type, UnOp};
 
 use crate::signature::{Passing, Signature};
 
+mod control;
+
 /// A value of the body: an argument or a stage.
 pub struct Var {
     /// The name shown in the trace.
@@ -27,6 +29,9 @@ pub struct Var {
     pub active: bool,
     /// Whether it is an argument.
     pub is_arg: bool,
+    /// Whether it is defined inside a branch or a loop body, so the reverse sweep
+    /// reaches it through a reference into the saved values.
+    pub in_region: bool,
 }
 
 /// What a stage reads.
@@ -58,6 +63,51 @@ pub enum Op {
     Detach(Operand),
     Call { vjp: TokenStream, args: Vec<CallArg> },
     Const(TokenStream, Option<Type>),
+    /// `x[i]` or `x[[i, j]]`: the index is a constant expression.
+    Index(Operand, TokenStream),
+    If(Box<IfStage>),
+    Loop(Box<LoopStage>),
+}
+
+/// The stages of a branch or a loop body, and the values it hands out.
+pub struct Region {
+    pub stages: Vec<Stage>,
+    /// One operand per output of the enclosing `if` or loop, in order.
+    pub exports: Vec<Operand>,
+}
+
+/// `if condition { .. } else { .. }`: only the branch taken runs, forward and back.
+pub struct IfStage {
+    /// The condition on primal values, with renamed variables.
+    pub condition: TokenStream,
+    pub condition_text: String,
+    /// The `bool` that records which branch ran.
+    pub taken: Ident,
+    pub branches: [Region; 2],
+    /// The variables that take the value of the branch taken: the `if`'s value, then
+    /// every outer variable assigned in a branch.
+    pub outputs: Vec<usize>,
+}
+
+/// `for i in range { .. }` over an integer range; the values each iteration needs in the
+/// reverse sweep are pushed to buffers reserved at loop entry.
+pub struct LoopStage {
+    /// The range expression, with renamed variables.
+    pub range: TokenStream,
+    pub range_text: String,
+    /// The loop variable, an integer.
+    pub index: usize,
+    /// The element bound by `for x in array.iter()`, read by index each iteration.
+    pub element: Option<(usize, Operand)>,
+    pub body: Region,
+    /// Per carried variable: its value on entry to the loop ...
+    pub inits: Vec<Operand>,
+    /// ... its value at the start of each iteration ...
+    pub carried: Vec<usize>,
+    /// ... and after the loop.
+    pub outputs: Vec<usize>,
+    /// Names the buffers and the iteration count.
+    pub id: usize,
 }
 
 pub struct Stage {
@@ -84,6 +134,18 @@ struct Lowerer<'a> {
     errors: &'a mut Vec<syn::Error>,
     krate: &'a TokenStream,
     temporaries: usize,
+    /// The branches and loop bodies being lowered, innermost last.
+    regions: Vec<RegionScope>,
+    /// How many `if`s and loops were lowered, to name their helper variables.
+    control_count: usize,
+}
+
+/// What a branch or loop body declares and assigns, to tell block-local names from
+/// outer variables it changes.
+#[derive(Default)]
+struct RegionScope {
+    declared: std::collections::HashSet<String>,
+    assigned: Vec<String>,
 }
 
 /// Lowers `block`, collecting every unsupported construct into `errors`.
@@ -102,6 +164,8 @@ pub fn lower(
         errors,
         krate,
         temporaries: 0,
+        regions: Vec::new(),
+        control_count: 0,
     };
     for arg in &signature.args {
         let id = lowerer.vars.len();
@@ -111,6 +175,7 @@ pub fn lower(
             passing: arg.passing,
             active: arg.differentiated,
             is_arg: true,
+            in_region: false,
         });
         lowerer.scope.insert(arg.ident.to_string(), Operand::Var(id));
     }
@@ -129,9 +194,20 @@ impl Lowerer<'_> {
     }
 
     fn block(&mut self, block: &Block) -> Option<(Operand, Span)> {
+        let result = self.statements(&block.stmts);
+        if result.is_none() && !ends_with_value(&block.stmts) {
+            let span = block.stmts.last().map_or(block.brace_token.span.close(), Spanned::span);
+            self.error(span, "the body must end with the value to return, an expression without a trailing `;`");
+        }
+        result
+    }
+
+    /// Lowers statements and returns the value they end with, if any. An `if` whose
+    /// branch returns takes the statements after it as its `else` branch.
+    fn statements(&mut self, statements: &[Stmt]) -> Option<(Operand, Span)> {
         let mut result = None;
-        let count = block.stmts.len();
-        for (index, stmt) in block.stmts.iter().enumerate() {
+        let count = statements.len();
+        for (index, stmt) in statements.iter().enumerate() {
             let last = index + 1 == count;
             match stmt {
                 Stmt::Local(local) => self.local(local),
@@ -139,6 +215,19 @@ impl Lowerer<'_> {
                     Some(expr) => result = self.expr(expr).map(|operand| (operand, expr.span())),
                     None => self.error(ret.span(), "`return` needs a value in a differentiable function"),
                 },
+                Stmt::Expr(Expr::If(if_expr), _) if !last && returns_in_then(if_expr) && if_expr.else_branch.is_none() => {
+                    let rest = &statements[index + 1..];
+                    if !ends_with_value(rest) {
+                        let span = rest.last().map_or(if_expr.span(), Spanned::span);
+                        self.error(span, "the statements after an early `return` must end with the value to return");
+                        return None;
+                    }
+                    return self.if_expr(if_expr, Some(rest)).map(|operand| (operand, if_expr.span()));
+                }
+                Stmt::Expr(Expr::If(if_expr), semicolon) if !last || semicolon.is_some() => {
+                    self.if_expr(if_expr, None);
+                }
+                Stmt::Expr(Expr::ForLoop(for_loop), _) => self.for_loop(for_loop),
                 Stmt::Expr(expr, None) if last => {
                     result = self.expr(expr).map(|operand| (operand, expr.span()));
                 }
@@ -152,11 +241,6 @@ impl Lowerer<'_> {
                     "macro calls are not supported in a differentiable function; use the generated `_trace` function to inspect values",
                 ),
             }
-        }
-        let ends_with_value = matches!(block.stmts.last(), Some(Stmt::Expr(_, None)) | Some(Stmt::Expr(Expr::Return(_), _)));
-        if !ends_with_value {
-            let span = block.stmts.last().map_or(block.brace_token.span.close(), Spanned::span);
-            self.error(span, "the body must end with the value to return, an expression without a trailing `;`");
         }
         result
     }
@@ -176,11 +260,12 @@ impl Lowerer<'_> {
         if let Some((_, diverge)) = &init.diverge {
             return self.error(diverge.span(), "`let ... else` is not supported in a differentiable function");
         }
-        self.bind(&ident, &init.expr, ty);
+        self.bind(&ident, &init.expr, ty, false);
     }
 
-    /// Binds `ident` to the value of `expr`, naming the stage that computes it.
-    fn bind(&mut self, ident: &Ident, expr: &Expr, ty: Option<Type>) {
+    /// Binds `ident` to the value of `expr`, naming the stage that computes it;
+    /// `assignment` tells `x = ...` from `let x = ...`.
+    fn bind(&mut self, ident: &Ident, expr: &Expr, ty: Option<Type>, assignment: bool) {
         let stages_before = self.stages.len();
         let Some(operand) = self.expr(expr) else { return };
         let name = ident.to_string();
@@ -203,7 +288,19 @@ impl Lowerer<'_> {
             }
             alias => alias,
         };
+        self.note_binding(&name, assignment);
         self.scope.insert(name, bound);
+    }
+
+    /// Records a `let` as local to the current region, and an assignment to a variable
+    /// declared outside it as one the region hands out.
+    fn note_binding(&mut self, name: &str, assignment: bool) {
+        let Some(region) = self.regions.last_mut() else { return };
+        if !assignment {
+            region.declared.insert(name.to_owned());
+        } else if !region.declared.contains(name) && !region.assigned.iter().any(|assigned| assigned == name) {
+            region.assigned.push(name.to_owned());
+        }
     }
 
     fn first_new_var(&self, stages_before: usize) -> usize {
@@ -218,7 +315,7 @@ impl Lowerer<'_> {
                     if !self.scope.contains_key(&ident.to_string()) {
                         return self.error(ident.span(), format!("cannot find `{ident}` to assign to"));
                     }
-                    self.bind(&ident, &assign.right, None);
+                    self.bind(&ident, &assign.right, None, true);
                 }
                 other => self.error(
                     other.span(),
@@ -239,7 +336,7 @@ impl Lowerer<'_> {
                             expr: binary.right.clone(),
                         })),
                     });
-                    self.bind(&ident, &combined, None);
+                    self.bind(&ident, &combined, None, true);
                 }
                 other => self.error(
                     other.span(),
@@ -265,6 +362,7 @@ impl Lowerer<'_> {
             passing: Passing::Value,
             active,
             is_arg: false,
+            in_region: !self.regions.is_empty(),
         });
         id
     }
@@ -306,6 +404,16 @@ impl Lowerer<'_> {
             found: bool,
         }
         impl<'ast> Visit<'ast> for Finder<'_, '_> {
+            fn visit_expr_method_call(&mut self, call: &'ast syn::ExprMethodCall) {
+                // The shape of a differentiated array is a constant of the function.
+                if !is_shape_method(&call.method) {
+                    self.visit_expr(&call.receiver);
+                }
+                for arg in &call.args {
+                    self.visit_expr(arg);
+                }
+            }
+
             fn visit_expr_path(&mut self, path: &'ast syn::ExprPath) {
                 if let Some(ident) = path.path.get_ident() {
                     if let Some(operand) = self.lowerer.scope.get(&ident.to_string()) {
@@ -420,6 +528,14 @@ impl Lowerer<'_> {
                 Some(self.stage(Op::Cast(operand.clone(), ty), span, text, vec!["1".to_owned()], &[&operand]))
             }
             Expr::Lit(_) => Some(self.constant(expr)),
+            Expr::If(if_expr) => {
+                let value = self.if_expr(if_expr, None);
+                if value.is_none() && if_expr.else_branch.is_some() {
+                    self.error(if_expr.if_token.span(), "both branches of this `if` must end with a value");
+                }
+                value
+            }
+            Expr::Index(index) => self.index(index),
             other => {
                 self.unsupported(other);
                 None
@@ -452,14 +568,12 @@ impl Lowerer<'_> {
 
     fn unsupported(&mut self, expr: &Expr) {
         let (span, message) = match expr {
-            Expr::If(e) => (e.if_token.span(), "`if` is not supported in a differentiable function yet; compute both sides and select with `a.max(b)` / `a.min(b)`, or move the branch outside"),
-            Expr::Match(e) => (e.match_token.span(), "`match` is not supported in a differentiable function; write it with arithmetic, `max`/`min`, or move it outside"),
-            Expr::While(e) => (e.while_token.span(), "`while` loops are not supported in a differentiable function; use `for i in 0..n` with a known count, or move the loop outside"),
-            Expr::Loop(e) => (e.loop_token.span(), "`loop` is not supported in a differentiable function; use `for i in 0..n` with a known count, or move the loop outside"),
-            Expr::ForLoop(e) => (e.for_token.span(), "`for` loops are not supported in a differentiable function yet; unroll the loop, or differentiate the loop body as its own function"),
+            Expr::Match(e) => (e.match_token.span(), "`match` is not supported in a differentiable function; write it as `if` / `else if` / `else`"),
+            Expr::While(e) => (e.while_token.span(), "`while` loops are not supported in a differentiable function; use `for i in 0..n` with a bound on the count, and `if` inside it"),
+            Expr::Loop(e) => (e.loop_token.span(), "`loop` is not supported in a differentiable function; use `for i in 0..n` with a bound on the count, and `if` inside it"),
+            Expr::ForLoop(e) => (e.for_token.span(), "a `for` loop is a statement, not a value; write it on its own and use the variables it assigns"),
             Expr::Closure(e) => (e.or1_token.span(), "closures are not supported in a differentiable function; write a separate `#[differentiable]` function and call it"),
             Expr::Macro(e) => (e.mac.path.span(), "macro calls are not supported in a differentiable function; write the expression out"),
-            Expr::Index(e) => (e.bracket_token.span.join(), "indexing is not supported in a differentiable function yet; use array operations such as `sum`, `dot` or slicing outside"),
             Expr::Block(e) => (e.block.brace_token.span.join(), "blocks are not supported in a differentiable function; use `let` bindings"),
             Expr::Tuple(e) => (e.paren_token.span.join(), "tuples are not supported as values in a differentiable function; return a `#[derive(Differentiable)]` struct or one value"),
             Expr::Array(e) => (e.bracket_token.span.join(), "array literals of differentiated values are not supported; build the array outside"),
@@ -766,12 +880,36 @@ fn compound_op(op: &BinOp) -> Option<BinOp> {
     }
 }
 
+/// Whether statements end with a value: a final expression without `;` that is not a
+/// loop, or a `return`.
+fn ends_with_value(statements: &[Stmt]) -> bool {
+    match statements.last() {
+        Some(Stmt::Expr(Expr::Return(_), _)) => true,
+        Some(Stmt::Expr(Expr::ForLoop(_) | Expr::While(_) | Expr::Loop(_), _)) => false,
+        Some(Stmt::Expr(_, None)) => true,
+        _ => false,
+    }
+}
+
+/// Whether `method` reads only the shape of an array, which has no derivative.
+fn is_shape_method(method: &Ident) -> bool {
+    matches!(
+        method.to_string().as_str(),
+        "len" | "len_of" | "nrows" | "ncols" | "shape" | "dim" | "raw_dim" | "ndim" | "is_empty" | "strides"
+    )
+}
+
+/// Whether the `then` branch of `if_expr` ends with `return`.
+fn returns_in_then(if_expr: &syn::ExprIf) -> bool {
+    matches!(if_expr.then_branch.stmts.last(), Some(Stmt::Expr(Expr::Return(_), _)))
+}
+
 /// Whether an expression with no differentiated variable can be emitted as written.
 fn is_plain_constant(expr: &Expr) -> bool {
     !matches!(
         expr,
         Expr::If(_) | Expr::Match(_) | Expr::While(_) | Expr::Loop(_) | Expr::ForLoop(_) | Expr::Closure(_)
-            | Expr::Block(_) | Expr::Assign(_) | Expr::Return(_) | Expr::Macro(_) | Expr::Try(_)
+            | Expr::Block(_) | Expr::Assign(_) | Expr::Return(_) | Expr::Macro(_) | Expr::Try(_) | Expr::Index(_)
     )
 }
 

@@ -235,3 +235,34 @@ pub fn step_array<A: Scalar, D: ndarray::Dimension>(
     );
     array.scaled_add(A::from_f64_lossy(scale), step);
 }
+
+/// Reads `array[index]`, the forward pass of indexing in a differentiable function.
+#[inline(always)]
+#[track_caller]
+pub fn index<A, S, D, I>(array: &ndarray::ArrayBase<S, D>, index: I) -> A
+where
+    A: Scalar,
+    S: ndarray::Data<Elem = A>,
+    D: ndarray::Dimension,
+    I: ndarray::NdIndex<D>,
+{
+    array[index]
+}
+
+/// Adds `gradient` at `index` of an array's adjoint, allocating the zero adjoint on the
+/// first contribution only.
+#[inline(always)]
+pub fn accumulate_index<A, S, D, I>(
+    slot: &mut Option<ndarray::Array<A, D>>,
+    array: &ndarray::ArrayBase<S, D>,
+    index: I,
+    gradient: &A,
+) where
+    A: Scalar,
+    S: ndarray::Data<Elem = A>,
+    D: ndarray::Dimension,
+    I: ndarray::NdIndex<D>,
+{
+    let sum = slot.get_or_insert_with(|| ndarray::Array::zeros(array.raw_dim()));
+    sum[index] += *gradient;
+}
