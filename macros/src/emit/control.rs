@@ -1,7 +1,7 @@
 //! Emits `if` and `for` stages.
 //!
 //! A branch's values live in `Option` holders declared before the `if`; a loop body's
-//! values are pushed, once per iteration, to vectors reserved at loop entry. The
+//! values are pushed, as one tuple per iteration, to a vector reserved at loop entry. The
 //! reverse sweep reads them back by reference: the branch taken, or the iterations
 //! last first. Inside a loop, holders and vectors of nested stages are themselves
 //! values of the body, so they are saved per iteration too.
@@ -24,8 +24,9 @@ fn holder(ident: &Ident) -> Ident {
     format_ident!("__hold{}", ident.to_string().trim_start_matches("r#"))
 }
 
-fn buffer(ident: &Ident) -> Ident {
-    format_ident!("__saved{}", ident.to_string().trim_start_matches("r#"))
+/// The vector of a loop that holds, per iteration, the tuple of values its body saves.
+fn buffer(id: usize) -> Ident {
+    format_ident!("__saved_{}", id)
 }
 
 fn count(id: usize) -> Ident {
@@ -85,12 +86,10 @@ impl Context<'_> {
                         ident: count(stage_loop.id),
                         copy: true,
                     });
-                    for inner in self.body_saved(body, stage_loop, mode) {
-                        saved.push(Saved {
-                            ident: buffer(&inner.ident),
-                            copy: false,
-                        });
-                    }
+                    saved.push(Saved {
+                        ident: buffer(stage_loop.id),
+                        copy: false,
+                    });
                     for &output in &stage_loop.outputs {
                         value(&mut saved, output);
                     }
@@ -307,7 +306,7 @@ impl Context<'_> {
         let index = &vars[stage_loop.index].ident;
         let index_name = &vars[stage_loop.index].name;
         let saved = self.body_saved(body, stage_loop, mode);
-        let buffers: Vec<Ident> = saved.iter().map(|item| buffer(&item.ident)).collect();
+        let buffer = buffer(stage_loop.id);
         let values: Vec<&Ident> = saved.iter().map(|item| &item.ident).collect();
         let carried: Vec<&Ident> = stage_loop.carried.iter().map(|&id| &vars[id].ident).collect();
         let states: Vec<Ident> = carried.iter().map(|ident| state(ident)).collect();
@@ -419,7 +418,7 @@ impl Context<'_> {
         quote! {
             let __range = #range;
             let mut #iterations: usize = 0;
-            #(let mut #buffers = ::std::vec::Vec::with_capacity(::core::iter::Iterator::size_hint(&__range).0);)*
+            let mut #buffer = ::std::vec::Vec::with_capacity(::core::iter::Iterator::size_hint(&__range).0);
             #(let mut #states = #krate::__private::duplicate(#inits);)*
             #trace_setup
             for #index in __range {
@@ -429,7 +428,7 @@ impl Context<'_> {
                 #forward
                 #(#states = #krate::__private::duplicate(#exports);)*
                 #trace_after_body
-                #(#buffers.push(#values);)*
+                #buffer.push((#(#values,)*));
                 #iterations += 1;
             }
             #(let #outputs = #states;)*
@@ -443,14 +442,13 @@ impl Context<'_> {
         let span = Span::call_site();
         let iterations = count(stage_loop.id);
         let saved = self.body_saved(body, stage_loop, mode);
-        let rebind = Self::rebind(&saved, |ident, copy| {
-            let buffer = buffer(ident);
-            if copy {
-                quote!(#buffer[__iteration])
-            } else {
-                quote!(&#buffer[__iteration])
-            }
-        });
+        let buffer = buffer(stage_loop.id);
+        let idents = saved.iter().map(|item| &item.ident);
+        let copies = saved.iter().filter(|item| item.copy).map(|item| &item.ident);
+        let rebind = quote! {
+            let (#(#idents,)*) = &#buffer[__iteration];
+            #(let #copies = *#copies;)*
+        };
         let mut setup = TokenStream::new();
         let mut enter = TokenStream::new();
         let mut leave = TokenStream::new();
