@@ -6,8 +6,9 @@ use ndarray::{Array, Array1, Array2, Array3, Array4, ArrayD, Dimension, IxDyn, a
 use proptest::prelude::*;
 use stagegrad_runtime::{
     Conv1dSettings, Conv2dSettings, Differentiable, NoTangent, Padding, PaddingMode, conv1d,
-    conv1d_ncw, conv1d_ncw_vjp, conv1d_vjp, conv2d, conv2d_nchw, conv2d_nchw_vjp, conv2d_vjp,
-    output_len, try_conv1d, try_conv1d_ncw, try_conv2d, try_conv2d_nchw,
+    conv1d_ncw, conv1d_ncw_vjp, conv1d_vjp, conv2d, conv2d_nchw, conv2d_nchw_input_grad,
+    conv2d_nchw_vjp, conv2d_nchw_weight_grad, conv2d_vjp, output_len, try_conv1d, try_conv1d_ncw,
+    try_conv2d, try_conv2d_nchw, try_conv2d_nchw_input_grad,
 };
 
 /// Deterministic values in [-1, 1) from a seed (xorshift), so proptest only draws shapes.
@@ -713,4 +714,96 @@ fn large_conv_matches_reference_in_both_precisions() {
         &settings,
     );
     assert_close(&y32.mapv(f64::from), &expected, 1e-4);
+}
+
+#[test]
+fn parallel_conv_matches_reference() {
+    // Above the parallel threshold: batch split, then channel blocks for a single image.
+    let cases = [
+        (
+            (2, 8, 24, 24),
+            (32, 8, 3, 3),
+            Conv2dSettings::new().padding(1),
+        ),
+        (
+            (1, 32, 20, 20),
+            (32, 16, 3, 3),
+            Conv2dSettings::new()
+                .padding(Padding::SameUpper)
+                .stride(2)
+                .groups(2),
+        ),
+        (
+            (1, 32, 20, 21),
+            (64, 32, 3, 3),
+            Conv2dSettings::new()
+                .dilation(2)
+                .padding_mode(PaddingMode::Reflect)
+                .padding(2),
+        ),
+    ];
+    for (index, (input_shape, weight_shape, settings)) in cases.into_iter().enumerate() {
+        let seed = 20 + 3 * index as u64;
+        let x = random(ndarray::Dim(input_shape), seed);
+        let w = random(ndarray::Dim(weight_shape), seed + 1);
+        let b = random(ndarray::Ix1(weight_shape.0), seed + 2);
+        let (y, pullback) = conv2d_nchw_vjp(&x, &w, Some(&b), &settings);
+        assert_close(&y, &reference_nchw(&x, &w, Some(&b), &settings), 1e-10);
+        let dy = random(y.raw_dim(), seed + 3);
+        let (dx, dw, db, _) = pullback(dy.clone());
+        let y0 = conv2d_nchw(&x, &w, None, &settings);
+        let scale = dot(&y0, &dy).abs().max(1.0);
+        assert!(
+            (dot(&y0, &dy) - dot(&x, &dx)).abs() <= 1e-10 * scale,
+            "case {index}: input gradient"
+        );
+        assert!(
+            (dot(&y0, &dy) - dot(&w, &dw)).abs() <= 1e-10 * scale,
+            "case {index}: weight gradient"
+        );
+        assert!(
+            (dot(&(&y - &y0), &dy) - dot(&b, &db)).abs() <= 1e-10 * scale,
+            "case {index}: bias gradient"
+        );
+    }
+}
+
+#[test]
+fn standalone_gradients_match_pullback() {
+    for settings in [
+        Conv2dSettings::new().padding(1).stride(2),
+        Conv2dSettings::new()
+            .padding(1)
+            .padding_mode(PaddingMode::Circular)
+            .groups(2),
+    ] {
+        let x = random(ndarray::Ix4(2, 4, 7, 6), 30);
+        let w = random(ndarray::Ix4(6, 4 / settings.groups, 3, 3), 31);
+        let (y, pullback) = conv2d_nchw_vjp(&x, &w, None, &settings);
+        let dy = random(y.raw_dim(), 32);
+        let (dx, dw, _, _) = pullback(dy.clone());
+        assert_close(
+            &conv2d_nchw_input_grad(&dy, &w, (7, 6), &settings),
+            &dx,
+            1e-12,
+        );
+        assert_close(
+            &conv2d_nchw_weight_grad(&dy, &x, (3, 3), &settings),
+            &dw,
+            1e-12,
+        );
+    }
+    let w = Array4::<f64>::zeros((6, 4, 3, 3));
+    let text = try_conv2d_nchw_input_grad(
+        &Array4::<f64>::zeros((2, 6, 4, 4)),
+        &w,
+        (7, 6),
+        &Conv2dSettings::new(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        text,
+        "invalid arguments to `conv2d_nchw_input_grad`: the output gradient has shape [2, 6, 4, 4] but the convolution gives [2, 6, 5, 4] (output_grad [2, 6, 4, 4], weight [6, 4, 3, 3], input_size [7, 6])"
+    );
 }

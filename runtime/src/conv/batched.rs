@@ -386,3 +386,174 @@ where
     };
     (output.remove_axis(Axis(2)), pullback)
 }
+
+/// Checks that an output gradient has the shape the plan produces.
+fn check_output_grad(
+    shapes: &Shapes<'_>,
+    plan: &ConvPlan,
+    output_grad: &[usize],
+) -> Result<(), ShapeError> {
+    let expected = plan.output_shape();
+    if output_grad != expected {
+        return Err(shapes.error(format!(
+            "the output gradient has shape {output_grad:?} but the convolution gives {expected:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// Returns the gradient of [`conv2d_nchw`] with respect to its input, given the output
+/// gradient, the weight and the input's spatial size `(H, W)`: `dx = Kᵀ dy`, the
+/// transposed convolution. It is the first entry of the pullback of
+/// [`conv2d_nchw_vjp`], without the input itself.
+///
+/// # Panics
+///
+/// When the shapes do not fit; [`try_conv2d_nchw_input_grad`] returns the error instead.
+#[track_caller]
+pub fn conv2d_nchw_input_grad<A, S1, S2>(
+    output_grad: &ArrayBase<S1, Ix4>,
+    weight: &ArrayBase<S2, Ix4>,
+    input_size: (usize, usize),
+    settings: &Conv2dSettings,
+) -> Array4<A>
+where
+    A: Scalar,
+    S1: Data<Elem = A>,
+    S2: Data<Elem = A>,
+{
+    or_panic(try_conv2d_nchw_input_grad(
+        output_grad,
+        weight,
+        input_size,
+        settings,
+    ))
+}
+
+/// Returns [`conv2d_nchw_input_grad`], or an error when the shapes do not fit.
+///
+/// # Errors
+///
+/// As [`try_conv2d_nchw`] for an input of `N x (weight channels * groups) x H x W`, and
+/// when the output gradient's shape differs from the output of that convolution.
+pub fn try_conv2d_nchw_input_grad<A, S1, S2>(
+    output_grad: &ArrayBase<S1, Ix4>,
+    weight: &ArrayBase<S2, Ix4>,
+    (height, width): (usize, usize),
+    settings: &Conv2dSettings,
+) -> Result<Array4<A>, ShapeError>
+where
+    A: Scalar,
+    S1: Data<Elem = A>,
+    S2: Data<Elem = A>,
+{
+    let named = [
+        ("output_grad", output_grad.shape()),
+        ("weight", weight.shape()),
+        ("input_size", &[height, width][..]),
+    ];
+    let shapes = Shapes {
+        operation: "conv2d_nchw_input_grad",
+        named: &named,
+    };
+    let (o, c, kh, kw) = weight.dim();
+    let input = [
+        output_grad.len_of(Axis(0)),
+        c * settings.groups,
+        height,
+        width,
+    ];
+    let plan = ConvPlan::new(input, [o, c, kh, kw], None, settings, &shapes)?;
+    check_output_grad(&shapes, &plan, output_grad.shape())?;
+    if plan.needs_explicit_padding() {
+        let padded = engine::backward_input(output_grad.view(), weight.view(), &plan.padded());
+        Ok(padding::pad_adjoint(padded.view(), &plan))
+    } else {
+        Ok(engine::backward_input(
+            output_grad.view(),
+            weight.view(),
+            &plan,
+        ))
+    }
+}
+
+/// Returns the gradient of [`conv2d_nchw`] with respect to its weight, given the output
+/// gradient, the input and the kernel size `(KH, KW)`:
+/// `dw[o, c, p, q] = sum_{n, i, j} dy[n, o, i, j] x̃[n, ., i s_h + p d_h, j s_w + q d_w]`.
+/// It is the second entry of the pullback of [`conv2d_nchw_vjp`].
+///
+/// # Panics
+///
+/// When the shapes do not fit; [`try_conv2d_nchw_weight_grad`] returns the error instead.
+#[track_caller]
+pub fn conv2d_nchw_weight_grad<A, S1, S2>(
+    output_grad: &ArrayBase<S1, Ix4>,
+    input: &ArrayBase<S2, Ix4>,
+    kernel_size: (usize, usize),
+    settings: &Conv2dSettings,
+) -> Array4<A>
+where
+    A: Scalar,
+    S1: Data<Elem = A>,
+    S2: Data<Elem = A>,
+{
+    or_panic(try_conv2d_nchw_weight_grad(
+        output_grad,
+        input,
+        kernel_size,
+        settings,
+    ))
+}
+
+/// Returns [`conv2d_nchw_weight_grad`], or an error when the shapes do not fit.
+///
+/// # Errors
+///
+/// As [`try_conv2d_nchw`] for a weight of `O x C/groups x KH x KW` (`O` from the output
+/// gradient), and when the output gradient's shape differs from the output of that
+/// convolution.
+pub fn try_conv2d_nchw_weight_grad<A, S1, S2>(
+    output_grad: &ArrayBase<S1, Ix4>,
+    input: &ArrayBase<S2, Ix4>,
+    (kernel_height, kernel_width): (usize, usize),
+    settings: &Conv2dSettings,
+) -> Result<Array4<A>, ShapeError>
+where
+    A: Scalar,
+    S1: Data<Elem = A>,
+    S2: Data<Elem = A>,
+{
+    let named = [
+        ("output_grad", output_grad.shape()),
+        ("input", input.shape()),
+        ("kernel_size", &[kernel_height, kernel_width][..]),
+    ];
+    let shapes = Shapes {
+        operation: "conv2d_nchw_weight_grad",
+        named: &named,
+    };
+    let (n, c, h, w) = input.dim();
+    let groups = settings.groups.max(1);
+    let weight = [
+        output_grad.len_of(Axis(1)),
+        c / groups,
+        kernel_height,
+        kernel_width,
+    ];
+    let plan = ConvPlan::new([n, c, h, w], weight, None, settings, &shapes)?;
+    check_output_grad(&shapes, &plan, output_grad.shape())?;
+    if plan.needs_explicit_padding() {
+        let padded = padding::pad(input.view(), &plan);
+        Ok(engine::backward_weight(
+            output_grad.view(),
+            padded.view(),
+            &plan.padded(),
+        ))
+    } else {
+        Ok(engine::backward_weight(
+            output_grad.view(),
+            input.view(),
+            &plan,
+        ))
+    }
+}

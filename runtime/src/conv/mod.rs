@@ -14,12 +14,15 @@ mod batched;
 mod direct;
 mod engine;
 mod fast;
+mod gemm;
 mod padding;
 mod plan;
 mod settings;
 
 pub use batched::{
-    conv1d_ncw, conv1d_ncw_vjp, conv2d_nchw, conv2d_nchw_vjp, try_conv1d_ncw, try_conv2d_nchw,
+    conv1d_ncw, conv1d_ncw_vjp, conv2d_nchw, conv2d_nchw_input_grad, conv2d_nchw_vjp,
+    conv2d_nchw_weight_grad, try_conv1d_ncw, try_conv2d_nchw, try_conv2d_nchw_input_grad,
+    try_conv2d_nchw_weight_grad,
 };
 pub use settings::{Conv1dSettings, Conv2dSettings, Padding, PaddingMode, output_len};
 

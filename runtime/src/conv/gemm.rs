@@ -1,0 +1,118 @@
+//! The matrix product behind the packed convolution path, and the per-thread scratch
+//! buffers it packs into.
+//!
+//! Every operand lives in a `Vec<A>` (a scratch buffer or a copy of the weight) so that
+//! the backend can be chosen per element type without `unsafe`: a `&Vec<A>` downcasts
+//! to `&Vec<f32>` through `Any` when `A` is `f32`.
+
+use std::any::Any;
+use std::cell::RefCell;
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
+
+use crate::Scalar;
+
+/// A strided matrix inside a vector: element `(i, j)` is
+/// `data[offset + i * row_stride + j * col_stride]`.
+#[derive(Clone, Copy)]
+pub(crate) struct Matrix<'a, A> {
+    pub data: &'a Vec<A>,
+    pub offset: usize,
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl<'a, A> Matrix<'a, A> {
+    /// A row-major block of `rows x cols` starting at `offset`, rows `row_stride` apart.
+    pub fn row_major(
+        data: &'a Vec<A>,
+        offset: usize,
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+    ) -> Self {
+        Self {
+            data,
+            offset,
+            rows,
+            cols,
+            row_stride,
+            col_stride: 1,
+        }
+    }
+
+    /// The transposed matrix, sharing the data.
+    pub fn t(self) -> Self {
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+
+    fn view(&self) -> ArrayView2<'a, A> {
+        let end = if self.rows == 0 || self.cols == 0 {
+            self.offset
+        } else {
+            self.offset + (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride + 1
+        };
+        ArrayView2::from_shape(
+            (self.rows, self.cols).strides((self.row_stride, self.col_stride)),
+            &self.data[self.offset..end],
+        )
+        .expect("strides stay inside the buffer")
+    }
+}
+
+/// Computes `c = a b` into the first `a.rows * b.cols` elements of `c`, row-major.
+pub(crate) fn matmul<A: Scalar>(c: &mut Vec<A>, a: Matrix<'_, A>, b: Matrix<'_, A>) {
+    debug_assert_eq!(a.cols, b.rows);
+    let (m, n) = (a.rows, b.cols);
+    if c.len() < m * n {
+        c.resize(m * n, A::zero());
+    }
+    let mut c_view =
+        ArrayViewMut2::from_shape((m, n), &mut c[..m * n]).expect("buffer holds m x n");
+    general_mat_mul(A::one(), &a.view(), &b.view(), A::zero(), &mut c_view);
+}
+
+/// Three growable buffers per element type and thread: packed columns, a staged
+/// operand and the product.
+#[derive(Default)]
+struct Buffers {
+    f32: [Vec<f32>; 3],
+    f64: [Vec<f64>; 3],
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Buffers> = RefCell::default();
+}
+
+/// Runs `body` with this thread's three scratch buffers for `A`. The buffers keep their
+/// capacity between calls, so a warm thread allocates nothing; their contents are
+/// stale, so `body` must write before it reads.
+pub(crate) fn with_scratch<A: Scalar, R>(body: impl FnOnce(&mut [Vec<A>; 3]) -> R) -> R {
+    SCRATCH.with(|cell| {
+        // A nested call on the same thread (not expected) gets fresh buffers.
+        let mut guard = cell.try_borrow_mut().ok();
+        let mut fresh: [Vec<A>; 3] = Default::default();
+        let typed: &mut [Vec<A>; 3] = match guard.as_deref_mut() {
+            Some(buffers) => {
+                if let Some(typed) = (&mut buffers.f32 as &mut dyn Any).downcast_mut() {
+                    typed
+                } else if let Some(typed) = (&mut buffers.f64 as &mut dyn Any).downcast_mut() {
+                    typed
+                } else {
+                    &mut fresh
+                }
+            }
+            None => &mut fresh,
+        };
+        body(typed)
+    })
+}
