@@ -49,11 +49,15 @@ fn horner_degree_50(c: &mut Criterion) {
     assert!((&generated.c - &hand_c).iter().all(|d| d.abs() < 1e-12));
 
     let mut group = c.benchmark_group("horner_degree_50");
-    group.bench_function("generated_gradient", |b| b.iter(|| horner_grad(black_box(x), black_box(&coefficients))));
+    group.bench_function("generated_gradient", |b| {
+        b.iter(|| horner_grad(black_box(x), black_box(&coefficients)))
+    });
     group.bench_function("hand_written_gradient", |b| {
         b.iter(|| horner_hand_written(black_box(x), black_box(&coefficients)))
     });
-    group.bench_function("primal", |b| b.iter(|| horner(black_box(x), black_box(&coefficients))));
+    group.bench_function("primal", |b| {
+        b.iter(|| horner(black_box(x), black_box(&coefficients)))
+    });
     group.finish();
 }
 

@@ -15,17 +15,26 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::{Array4, Axis, Ix4, s};
 use stagegrad::{
-    Conv2dSettings, Pool2dSettings, conv2d_nchw_vjp, flatten, max_pool2d_vjp, relu_vjp, softmax_cross_entropy_vjp,
+    Conv2dSettings, Pool2dSettings, conv2d_nchw_vjp, flatten, max_pool2d_vjp, relu_vjp,
+    softmax_cross_entropy_vjp,
 };
 
 use model::{Classifier, Cnn, CnnClassifier, CnnTangent, loss, loss_grad};
 
 /// The backpropagation of [`loss`] written by hand, calling the same kernels and
 /// pullbacks as the generated code.
-fn hand_written_grad(model: &Cnn<f32>, images: &Array4<f32>, labels: &[usize]) -> (f32, CnnTangent<f32>) {
+fn hand_written_grad(
+    model: &Cnn<f32>,
+    images: &Array4<f32>,
+    labels: &[usize],
+) -> (f32, CnnTangent<f32>) {
     let conv_settings = Conv2dSettings::new().padding(1);
-    let (features, conv_pullback) =
-        conv2d_nchw_vjp(images, &model.conv_weight, Some(&model.conv_bias), &conv_settings);
+    let (features, conv_pullback) = conv2d_nchw_vjp(
+        images,
+        &model.conv_weight,
+        Some(&model.conv_bias),
+        &conv_settings,
+    );
     let (activated, relu_pullback) = relu_vjp(&features);
     let (pooled, pool_pullback) = max_pool2d_vjp(&activated, &Pool2dSettings::new(2));
     let flat = flatten(&pooled);
@@ -44,7 +53,15 @@ fn hand_written_grad(model: &Cnn<f32>, images: &Array4<f32>, labels: &[usize]) -
     let (activated_gradient, _) = pool_pullback(pooled_gradient);
     let (features_gradient,) = relu_pullback(activated_gradient);
     let (_, conv_weight, conv_bias, _) = conv_pullback(features_gradient);
-    (value, CnnTangent { conv_weight, conv_bias, dense_weight, dense_bias })
+    (
+        value,
+        CnnTangent {
+            conv_weight,
+            conv_bias,
+            dense_weight,
+            dense_bias,
+        },
+    )
 }
 
 fn dataset() -> data::Dataset<f32> {
@@ -62,8 +79,16 @@ fn gradient(c: &mut Criterion) {
     let (generated_value, generated) = loss_grad(&network, &images, labels);
     let (hand_value, hand) = hand_written_grad(&network, &images, labels);
     assert!((generated_value - hand_value).abs() < 1e-6);
-    assert!((&generated.model.dense_weight - &hand.dense_weight).iter().all(|d| d.abs() < 1e-5));
-    assert!((&generated.model.conv_weight - &hand.conv_weight).iter().all(|d| d.abs() < 1e-5));
+    assert!(
+        (&generated.model.dense_weight - &hand.dense_weight)
+            .iter()
+            .all(|d| d.abs() < 1e-5)
+    );
+    assert!(
+        (&generated.model.conv_weight - &hand.conv_weight)
+            .iter()
+            .all(|d| d.abs() < 1e-5)
+    );
 
     let mut group = c.benchmark_group("digits_loss_batch32");
     group.bench_function("generated_gradient", |b| {
@@ -72,7 +97,9 @@ fn gradient(c: &mut Criterion) {
     group.bench_function("hand_written_gradient", |b| {
         b.iter(|| hand_written_grad(black_box(&network), black_box(&images), black_box(labels)))
     });
-    group.bench_function("primal", |b| b.iter(|| loss(black_box(&network), black_box(&images), black_box(labels))));
+    group.bench_function("primal", |b| {
+        b.iter(|| loss(black_box(&network), black_box(&images), black_box(labels)))
+    });
     group.finish();
 }
 

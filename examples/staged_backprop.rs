@@ -16,7 +16,10 @@ fn f(x: f64, y: f64, z: f64) -> f64 {
 
 fn main() -> std::io::Result<()> {
     let (x, y, z) = (-2.0, 5.0, -4.0);
-    println!("f(x, y, z) = (x + y) * z at (x, y, z) = ({x}, {y}, {z}); plain call: {}\n", f(x, y, z));
+    println!(
+        "f(x, y, z) = (x + y) * z at (x, y, z) = ({x}, {y}, {z}); plain call: {}\n",
+        f(x, y, z)
+    );
 
     let trace = f_trace(x, y, z);
     println!("{trace}");

@@ -6,12 +6,15 @@ use approx::assert_abs_diff_eq;
 use ndarray::{Array, Array1, Array2, Array4, Dimension, array};
 use proptest::prelude::*;
 use stagegrad::{
-    Conv2dSettings, Differentiable, NoTangent, Pool2dSettings, conv2d_nchw, differentiable, flatten,
-    max_pool2d, relu, softmax_cross_entropy,
+    Conv2dSettings, Differentiable, NoTangent, Pool2dSettings, conv2d_nchw, differentiable,
+    flatten, max_pool2d, relu, softmax_cross_entropy,
 };
 
 /// Returns the central difference of `f` along every element of `x`.
-fn numerical_gradient<D: Dimension>(x: &Array<f64, D>, f: impl Fn(&Array<f64, D>) -> f64) -> Array<f64, D> {
+fn numerical_gradient<D: Dimension>(
+    x: &Array<f64, D>,
+    f: impl Fn(&Array<f64, D>) -> f64,
+) -> Array<f64, D> {
     let step = 1e-6;
     let mut gradient = Array::zeros(x.raw_dim());
     let slots = gradient.as_slice_mut().expect("a new array is contiguous");
@@ -28,15 +31,22 @@ fn numerical_gradient<D: Dimension>(x: &Array<f64, D>, f: impl Fn(&Array<f64, D>
 fn assert_close<D: Dimension>(generated: &Array<f64, D>, expected: &Array<f64, D>) {
     assert_eq!(generated.shape(), expected.shape());
     for (a, b) in generated.iter().zip(expected) {
-        assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "generated {generated}\nexpected {expected}");
+        assert!(
+            (a - b).abs() <= 1e-6 * (1.0 + b.abs()),
+            "generated {generated}\nexpected {expected}"
+        );
     }
 }
 
 /// Deterministic pseudo-random values in [-1, 1).
 fn values<D: Dimension>(shape: D, seed: u64) -> Array<f64, D> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     Array::from_shape_simple_fn(shape, || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
     })
 }
@@ -49,11 +59,21 @@ fn linear_loss(w: &Array2<f64>, b: &Array1<f64>, x: &Array2<f64>, labels: &[usiz
 
 #[test]
 fn linear_layer_matches_central_differences() {
-    let (w, b, x) = (values((4, 3).into_dimension(), 1), values(ndarray::Ix1(3), 2), values((5, 4).into_dimension(), 3));
+    let (w, b, x) = (
+        values((4, 3).into_dimension(), 1),
+        values(ndarray::Ix1(3), 2),
+        values((5, 4).into_dimension(), 3),
+    );
     let labels = [0, 2, 1, 1, 0];
     let (_, gradient) = linear_loss_grad(&w, &b, &x, &labels);
-    assert_close(&gradient.w, &numerical_gradient(&w, |w| linear_loss(w, &b, &x, &labels)));
-    assert_close(&gradient.b, &numerical_gradient(&b, |b| linear_loss(&w, b, &x, &labels)));
+    assert_close(
+        &gradient.w,
+        &numerical_gradient(&w, |w| linear_loss(w, &b, &x, &labels)),
+    );
+    assert_close(
+        &gradient.b,
+        &numerical_gradient(&b, |b| linear_loss(&w, b, &x, &labels)),
+    );
 }
 
 #[derive(Differentiable, Clone, Debug)]
@@ -83,10 +103,58 @@ fn two_layer_mlp_matches_central_differences() {
     let labels = [2, 0, 1, 2, 1];
     let (_, gradient) = mlp_loss_grad(&model, &x, &labels);
     let g = gradient.model;
-    assert_close(&g.w1, &numerical_gradient(&model.w1, |w1| mlp_loss(&Mlp { w1: w1.clone(), ..model.clone() }, &x, &labels)));
-    assert_close(&g.b1, &numerical_gradient(&model.b1, |b1| mlp_loss(&Mlp { b1: b1.clone(), ..model.clone() }, &x, &labels)));
-    assert_close(&g.w2, &numerical_gradient(&model.w2, |w2| mlp_loss(&Mlp { w2: w2.clone(), ..model.clone() }, &x, &labels)));
-    assert_close(&g.b2, &numerical_gradient(&model.b2, |b2| mlp_loss(&Mlp { b2: b2.clone(), ..model.clone() }, &x, &labels)));
+    assert_close(
+        &g.w1,
+        &numerical_gradient(&model.w1, |w1| {
+            mlp_loss(
+                &Mlp {
+                    w1: w1.clone(),
+                    ..model.clone()
+                },
+                &x,
+                &labels,
+            )
+        }),
+    );
+    assert_close(
+        &g.b1,
+        &numerical_gradient(&model.b1, |b1| {
+            mlp_loss(
+                &Mlp {
+                    b1: b1.clone(),
+                    ..model.clone()
+                },
+                &x,
+                &labels,
+            )
+        }),
+    );
+    assert_close(
+        &g.w2,
+        &numerical_gradient(&model.w2, |w2| {
+            mlp_loss(
+                &Mlp {
+                    w2: w2.clone(),
+                    ..model.clone()
+                },
+                &x,
+                &labels,
+            )
+        }),
+    );
+    assert_close(
+        &g.b2,
+        &numerical_gradient(&model.b2, |b2| {
+            mlp_loss(
+                &Mlp {
+                    b2: b2.clone(),
+                    ..model.clone()
+                },
+                &x,
+                &labels,
+            )
+        }),
+    );
 }
 
 #[derive(Differentiable, Clone, Debug)]
@@ -99,7 +167,12 @@ struct SmallCnn {
 
 #[differentiable(wrt(model))]
 fn cnn_loss(model: &SmallCnn, images: &Array4<f64>, labels: &[usize]) -> f64 {
-    let features = conv2d_nchw(images, &model.kernel, Some(&model.kernel_bias), &Conv2dSettings::new().padding(1));
+    let features = conv2d_nchw(
+        images,
+        &model.kernel,
+        Some(&model.kernel_bias),
+        &Conv2dSettings::new().padding(1),
+    );
     let pooled = max_pool2d(&relu(&features), &Pool2dSettings::new(2));
     let logits = flatten(&pooled).dot(&model.dense) + &model.dense_bias;
     softmax_cross_entropy(&logits, labels)
@@ -123,10 +196,22 @@ fn small_cnn_matches_central_differences() {
         change(&mut moved);
         cnn_loss(&moved, &images, &labels)
     };
-    assert_close(&g.kernel, &numerical_gradient(&model.kernel, |k| with(&|m| m.kernel = k.clone())));
-    assert_close(&g.kernel_bias, &numerical_gradient(&model.kernel_bias, |b| with(&|m| m.kernel_bias = b.clone())));
-    assert_close(&g.dense, &numerical_gradient(&model.dense, |d| with(&|m| m.dense = d.clone())));
-    assert_close(&g.dense_bias, &numerical_gradient(&model.dense_bias, |b| with(&|m| m.dense_bias = b.clone())));
+    assert_close(
+        &g.kernel,
+        &numerical_gradient(&model.kernel, |k| with(&|m| m.kernel = k.clone())),
+    );
+    assert_close(
+        &g.kernel_bias,
+        &numerical_gradient(&model.kernel_bias, |b| with(&|m| m.kernel_bias = b.clone())),
+    );
+    assert_close(
+        &g.dense,
+        &numerical_gradient(&model.dense, |d| with(&|m| m.dense = d.clone())),
+    );
+    assert_close(
+        &g.dense_bias,
+        &numerical_gradient(&model.dense_bias, |b| with(&|m| m.dense_bias = b.clone())),
+    );
 }
 
 #[differentiable]
@@ -175,7 +260,9 @@ fn shape_mismatch_names_both_shapes() {
 /// A user-defined rule: the squared norm, with gradient 2x.
 fn squared_norm_rule(x: &Array1<f64>) -> (f64, impl Fn(f64) -> (Array1<f64>,) + use<>) {
     let saved = x.clone();
-    (x.dot(x), move |cotangent: f64| (saved.mapv(|v| 2.0 * v * cotangent),))
+    (x.dot(x), move |cotangent: f64| {
+        (saved.mapv(|v| 2.0 * v * cotangent),)
+    })
 }
 
 #[differentiable(vjp = squared_norm_rule)]

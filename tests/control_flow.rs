@@ -10,7 +10,10 @@ fn central<F: Fn(f64) -> f64>(f: F, x: f64) -> f64 {
     (f(x + step) - f(x - step)) / (2.0 * step)
 }
 
-fn numerical<D: ndarray::Dimension>(x: &ndarray::Array<f64, D>, f: impl Fn(&ndarray::Array<f64, D>) -> f64) -> ndarray::Array<f64, D> {
+fn numerical<D: ndarray::Dimension>(
+    x: &ndarray::Array<f64, D>,
+    f: impl Fn(&ndarray::Array<f64, D>) -> f64,
+) -> ndarray::Array<f64, D> {
     let mut gradient = ndarray::Array::zeros(x.raw_dim());
     let slots = gradient.as_slice_mut().expect("a new array is contiguous");
     for (position, slot) in slots.iter_mut().enumerate() {
@@ -23,10 +26,16 @@ fn numerical<D: ndarray::Dimension>(x: &ndarray::Array<f64, D>, f: impl Fn(&ndar
     gradient
 }
 
-fn assert_close<D: ndarray::Dimension>(generated: &ndarray::Array<f64, D>, expected: &ndarray::Array<f64, D>) {
+fn assert_close<D: ndarray::Dimension>(
+    generated: &ndarray::Array<f64, D>,
+    expected: &ndarray::Array<f64, D>,
+) {
     assert_eq!(generated.shape(), expected.shape());
     for (a, b) in generated.iter().zip(expected) {
-        assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "generated {generated}\nexpected {expected}");
+        assert!(
+            (a - b).abs() <= 1e-6 * (1.0 + b.abs()),
+            "generated {generated}\nexpected {expected}"
+        );
     }
 }
 
@@ -91,7 +100,15 @@ fn piecewise(x: f64) -> f64 {
 
 #[test]
 fn piecewise_each_side_of_each_boundary() {
-    for x in [-1.5, -1.0 - 1e-3, -1.0 + 1e-3, 0.0, 1.0 - 1e-3, 1.0 + 1e-3, 2.5] {
+    for x in [
+        -1.5,
+        -1.0 - 1e-3,
+        -1.0 + 1e-3,
+        0.0,
+        1.0 - 1e-3,
+        1.0 + 1e-3,
+        2.5,
+    ] {
         let (value, g) = piecewise_grad(x);
         assert_eq!(value, piecewise(x));
         let expected = if x < -1.0 {
@@ -101,7 +118,11 @@ fn piecewise_each_side_of_each_boundary() {
         } else {
             1.0 / x + 1.0
         };
-        assert!((g.x - expected).abs() < 1e-12, "x = {x}: {} vs {expected}", g.x);
+        assert!(
+            (g.x - expected).abs() < 1e-12,
+            "x = {x}: {} vs {expected}",
+            g.x
+        );
         assert!((g.x - central(piecewise, x)).abs() < 1e-5, "x = {x}");
     }
 }

@@ -11,7 +11,11 @@ use model::{Classifier, CnnClassifier};
 
 fn accuracy(classifier: &CnnClassifier<f32>, dataset: &data::Dataset<f32>) -> f64 {
     let predictions = classifier.predict(dataset.images.view());
-    let correct = predictions.iter().zip(&dataset.labels).filter(|(a, b)| a == b).count();
+    let correct = predictions
+        .iter()
+        .zip(&dataset.labels)
+        .filter(|(a, b)| a == b)
+        .count();
     correct as f64 / dataset.len() as f64
 }
 
@@ -39,9 +43,18 @@ fn short_training_learns() {
     }
     let after = accuracy(&classifier, &test);
 
-    assert!(epoch_losses[2] < epoch_losses[0] * 0.6, "losses per epoch: {epoch_losses:?}");
-    assert!(after > 0.8, "test accuracy {after} after 3 epochs on 400 images (chance is 0.1)");
-    assert!(after > before + 0.4, "test accuracy went from {before} to {after}");
+    assert!(
+        epoch_losses[2] < epoch_losses[0] * 0.6,
+        "losses per epoch: {epoch_losses:?}"
+    );
+    assert!(
+        after > 0.8,
+        "test accuracy {after} after 3 epochs on 400 images (chance is 0.1)"
+    );
+    assert!(
+        after > before + 0.4,
+        "test accuracy went from {before} to {after}"
+    );
 }
 
 #[test]

@@ -29,7 +29,9 @@ impl Options {
     fn parse_one(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {
         if meta.path.is_ident("wrt") {
             if self.wrt.is_some() {
-                return Err(meta.error("`wrt` is given twice; list every argument in one `wrt(...)`"));
+                return Err(
+                    meta.error("`wrt` is given twice; list every argument in one `wrt(...)`")
+                );
             }
             let mut names = Vec::new();
             meta.parse_nested_meta(|inner| {
@@ -54,7 +56,9 @@ impl Options {
             self.krate = Some(meta.value()?.parse()?);
             Ok(())
         } else {
-            let name = quote::ToTokens::to_token_stream(&meta.path).to_string().replace(' ', "");
+            let name = quote::ToTokens::to_token_stream(&meta.path)
+                .to_string()
+                .replace(' ', "");
             Err(meta.error(format!("unknown option `{name}`; the options are {KEYS}")))
         }
     }

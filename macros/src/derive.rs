@@ -52,7 +52,10 @@ fn try_expand(item: TokenStream) -> syn::Result<TokenStream> {
             ));
         }
         Data::Union(data) => {
-            return Err(syn::Error::new(data.union_token.span(), "`#[derive(Differentiable)]` supports structs only"));
+            return Err(syn::Error::new(
+                data.union_token.span(),
+                "`#[derive(Differentiable)]` supports structs only",
+            ));
         }
     };
     let name = &input.ident;
@@ -60,17 +63,24 @@ fn try_expand(item: TokenStream) -> syn::Result<TokenStream> {
     let tangent = format_ident!("{}Tangent", name);
     let slot = format_ident!("{}Slot", name);
     let (impl_generics, type_generics, where_clause) = input.generics.split_for_impl();
-    let mut where_clause = where_clause.cloned().unwrap_or_else(|| syn::parse_quote!(where));
+    let mut where_clause = where_clause
+        .cloned()
+        .unwrap_or_else(|| syn::parse_quote!(where));
     let differentiable = quote!(#krate::__private::Differentiable);
-    let names: Vec<_> = fields.iter().map(|field| field.ident.as_ref().expect("named fields")).collect();
+    let names: Vec<_> = fields
+        .iter()
+        .map(|field| field.ident.as_ref().expect("named fields"))
+        .collect();
     let float_params: Vec<syn::Ident> = input
         .generics
         .type_params()
         .filter(|param| {
             param.bounds.iter().any(|bound| match bound {
-                syn::TypeParamBound::Trait(bound) => bound.path.segments.last().is_some_and(|last| {
-                    matches!(last.ident.to_string().as_str(), "Float" | "Scalar")
-                }),
+                syn::TypeParamBound::Trait(bound) => {
+                    bound.path.segments.last().is_some_and(|last| {
+                        matches!(last.ident.to_string().as_str(), "Float" | "Scalar")
+                    })
+                }
                 _ => false,
             })
         })
@@ -86,7 +96,9 @@ fn try_expand(item: TokenStream) -> syn::Result<TokenStream> {
     if input.generics.type_params().next().is_some() {
         for (ty, tangent) in types.iter().zip(&tangent_types) {
             if tangent.to_string().starts_with('<') {
-                where_clause.predicates.push(syn::parse_quote!(#ty: #differentiable));
+                where_clause
+                    .predicates
+                    .push(syn::parse_quote!(#ty: #differentiable));
             }
         }
     }
@@ -100,7 +112,8 @@ fn try_expand(item: TokenStream) -> syn::Result<TokenStream> {
     });
     let name_text: Vec<String> = names.iter().map(ToString::to_string).collect();
     let tangent_doc = format!("The gradient of a [`{name}`]: one tangent per field, same names.");
-    let slot_doc = format!("The adjoint of a [`{name}`] during a reverse sweep, summed field by field.");
+    let slot_doc =
+        format!("The adjoint of a [`{name}`] during a reverse sweep, summed field by field.");
     let struct_name = name.to_string();
     let count = names.len();
     Ok(quote! {
@@ -199,7 +212,9 @@ fn try_expand(item: TokenStream) -> syn::Result<TokenStream> {
 /// Whether `ty` names an owned ndarray array (`Array`, `Array1` .. `Array6`, `ArrayD`),
 /// which steps in place; other array storages cannot be written to.
 fn is_owned_array(ty: &syn::Type) -> bool {
-    let syn::Type::Path(path) = ty else { return false };
+    let syn::Type::Path(path) = ty else {
+        return false;
+    };
     path.path.segments.last().is_some_and(|last| {
         let name = last.ident.to_string();
         name == "Array"

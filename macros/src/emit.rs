@@ -165,11 +165,7 @@ impl Context<'_> {
 
     fn turbofish(&self) -> TokenStream {
         let params = self.type_params();
-        let has_impl_trait = self
-            .signature
-            .args
-            .iter()
-            .any(|arg| type_has_impl(&arg.ty));
+        let has_impl_trait = self.signature.args.iter().any(|arg| type_has_impl(&arg.ty));
         if params.is_empty() || has_impl_trait {
             quote!()
         } else {
@@ -217,7 +213,12 @@ impl Context<'_> {
         let cotangent = self.cotangent_type();
         let forward = self.forward(body, Mode::Borrowing);
         let backward = self.backward(body, Mode::Borrowing);
-        let out_ref = ref_tokens(&body.vars, &Operand::Var(body.output), Span::call_site(), false);
+        let out_ref = ref_tokens(
+            &body.vars,
+            &Operand::Var(body.output),
+            Span::call_site(),
+            false,
+        );
         let krate = &self.krate;
         let struct_name = self.struct_name();
         let fields = self.differentiated().map(|arg| {
@@ -296,7 +297,12 @@ impl Context<'_> {
         let (outer, inner) = self.own_arguments();
         let forward = self.forward(body, Mode::Owning);
         let backward = self.backward(body, Mode::Owning);
-        let out_ref = ref_tokens(&body.vars, &Operand::Var(body.output), Span::call_site(), false);
+        let out_ref = ref_tokens(
+            &body.vars,
+            &Operand::Var(body.output),
+            Span::call_site(),
+            false,
+        );
         let gradients = self.signature.args.iter().map(|arg| {
             if arg.differentiated {
                 let slot = slot_ident(&arg.ident);
@@ -385,7 +391,12 @@ impl Context<'_> {
         let forward = self.forward(body, Mode::Trace);
         let backward = self.backward(body, Mode::Trace);
         let output = &body.vars[body.output];
-        let out_ref = ref_tokens(&body.vars, &Operand::Var(body.output), Span::call_site(), false);
+        let out_ref = ref_tokens(
+            &body.vars,
+            &Operand::Var(body.output),
+            Span::call_site(),
+            false,
+        );
         let record_output = if output.active {
             let node = node_ident(&output.ident);
             quote!(__trace.record_output(#node);)
@@ -425,7 +436,13 @@ impl Context<'_> {
 
     /// The forward pass of a list of stages; `note`, in a trace, says which iteration
     /// or branch they belong to.
-    fn forward_stages(&self, body: &Body, stages: &[Stage], mode: Mode, note: Option<&TokenStream>) -> TokenStream {
+    fn forward_stages(
+        &self,
+        body: &Body,
+        stages: &[Stage],
+        mode: Mode,
+        note: Option<&TokenStream>,
+    ) -> TokenStream {
         let mut tokens = TokenStream::new();
         for stage in stages {
             tokens.extend(match &stage.op {
@@ -437,7 +454,13 @@ impl Context<'_> {
         tokens
     }
 
-    fn forward_stage(&self, body: &Body, stage: &Stage, mode: Mode, note: Option<&TokenStream>) -> TokenStream {
+    fn forward_stage(
+        &self,
+        body: &Body,
+        stage: &Stage,
+        mode: Mode,
+        note: Option<&TokenStream>,
+    ) -> TokenStream {
         let krate = &self.krate;
         let vars = &body.vars;
         let var = &vars[stage.var];
@@ -486,7 +509,9 @@ impl Context<'_> {
                 let a = r(a);
                 quote_spanned!(span=> let #ident = #krate::__private::index(#a, #position);)
             }
-            Op::If(_) | Op::Loop(_) => unreachable!("control stages are emitted by their own functions"),
+            Op::If(_) | Op::Loop(_) => {
+                unreachable!("control stages are emitted by their own functions")
+            }
         };
         if mode != Mode::Trace || !var.active {
             return value;
@@ -495,10 +520,13 @@ impl Context<'_> {
         let name = &var.name;
         let text = &stage.text;
         let operands = active_operands(vars, stage);
-        let entries = operands.iter().zip(&stage.symbols).map(|(operand, symbol)| {
-            let operand_node = node_ident(&vars[base(operand)].ident);
-            quote!((#operand_node, #symbol))
-        });
+        let entries = operands
+            .iter()
+            .zip(&stage.symbols)
+            .map(|(operand, symbol)| {
+                let operand_node = node_ident(&vars[base(operand)].ident);
+                quote!((#operand_node, #symbol))
+            });
         let own = r(&Operand::Var(stage.var));
         let locals = self.trace_locals(body, stage);
         let note = note.map(|note| quote!(__trace.record_note(#node, #note);));
@@ -532,12 +560,21 @@ impl Context<'_> {
         match &stage.op {
             Op::Unary(op, a) => {
                 let ar = r(a);
-                record(active(a), quote!(#krate::__private::unary_back(#op, #ar, #own, #one)));
+                record(
+                    active(a),
+                    quote!(#krate::__private::unary_back(#op, #ar, #own, #one)),
+                );
             }
             Op::Binary(op, a, b) => {
                 let (ar, br) = (r(a), r(b));
-                record(active(a), quote!(#krate::__private::binary_back_lhs(#op, #ar, #br, #own, #one)));
-                record(active(b), quote!(#krate::__private::binary_back_rhs(#op, #ar, #br, #own, #one)));
+                record(
+                    active(a),
+                    quote!(#krate::__private::binary_back_lhs(#op, #ar, #br, #own, #one)),
+                );
+                record(
+                    active(b),
+                    quote!(#krate::__private::binary_back_rhs(#op, #ar, #br, #own, #one)),
+                );
             }
             Op::MulAdd(a, m, c) => {
                 let (ar, mr, cr) = (r(a), r(m), r(c));
@@ -584,7 +621,8 @@ impl Context<'_> {
         if output.active {
             let slot = slot_ident(&output.ident);
             let reference = ref_tokens(vars, &Operand::Var(body.output), Span::call_site(), false);
-            tokens.extend(quote!(let mut #slot = #krate::__private::seed(#reference, __cotangent);));
+            tokens
+                .extend(quote!(let mut #slot = #krate::__private::seed(#reference, __cotangent);));
         }
         tokens.extend(self.backward_stages(body, &body.stages, mode));
         tokens
@@ -634,21 +672,33 @@ impl Context<'_> {
         let contributions = match &stage.op {
             Op::Unary(op, a) => {
                 let ar = r(a);
-                add(a, quote_spanned!(span=> #krate::__private::unary_back(#op, #ar, #own, &__gradient)))
+                add(
+                    a,
+                    quote_spanned!(span=> #krate::__private::unary_back(#op, #ar, #own, &__gradient)),
+                )
             }
             Op::Binary(op, a, b) => {
                 let (ar, br) = (r(a), r(b));
-                let mut tokens = add(a, quote_spanned!(span=> #krate::__private::binary_back_lhs(#op, #ar, #br, #own, &__gradient)));
+                let mut tokens = add(
+                    a,
+                    quote_spanned!(span=> #krate::__private::binary_back_lhs(#op, #ar, #br, #own, &__gradient)),
+                );
                 tokens.extend(add(b, quote_spanned!(span=> #krate::__private::binary_back_rhs(#op, #ar, #br, #own, &__gradient))));
                 tokens
             }
             Op::Method(op, a) => {
                 let ar = r(a);
-                add(a, quote_spanned!(span=> #krate::__private::method_back(#op, #ar, #own, &__gradient)))
+                add(
+                    a,
+                    quote_spanned!(span=> #krate::__private::method_back(#op, #ar, #own, &__gradient)),
+                )
             }
             Op::Method2(op, a, b) => {
                 let (ar, br) = (r(a), r(b));
-                let mut tokens = add(a, quote_spanned!(span=> #krate::__private::method2_back_lhs(#op, #ar, #br, #own, &__gradient)));
+                let mut tokens = add(
+                    a,
+                    quote_spanned!(span=> #krate::__private::method2_back_lhs(#op, #ar, #br, #own, &__gradient)),
+                );
                 tokens.extend(add(b, quote_spanned!(span=> #krate::__private::method2_back_rhs(#op, #ar, #br, #own, &__gradient))));
                 tokens
             }
@@ -662,7 +712,10 @@ impl Context<'_> {
             }
             Op::Cast(a, _) => {
                 let ar = r(a);
-                add(a, quote_spanned!(span=> #krate::__private::cast_back(#ar, &__gradient)))
+                add(
+                    a,
+                    quote_spanned!(span=> #krate::__private::cast_back(#ar, &__gradient)),
+                )
             }
             Op::Copy(a) => add(a, quote!(__gradient)),
             Op::Detach(_) | Op::Const(..) => quote!(),
@@ -675,7 +728,9 @@ impl Context<'_> {
                     quote!()
                 }
             }
-            Op::If(_) | Op::Loop(_) => unreachable!("control stages are emitted by their own functions"),
+            Op::If(_) | Op::Loop(_) => {
+                unreachable!("control stages are emitted by their own functions")
+            }
             Op::Call { args, .. } => {
                 let pullback = pullback_ident(ident);
                 let mut tokens = quote_spanned!(span=> let __parts = #pullback(__gradient););
@@ -705,7 +760,12 @@ impl Context<'_> {
 
 /// The operand as a reference; in the reverse sweep, a variable of a branch or loop
 /// body is already a reference into the saved values.
-pub(crate) fn reference(vars: &[Var], operand: &Operand, span: Span, backward: bool) -> TokenStream {
+pub(crate) fn reference(
+    vars: &[Var],
+    operand: &Operand,
+    span: Span,
+    backward: bool,
+) -> TokenStream {
     match operand {
         Operand::Var(id) if backward && vars[*id].in_region => {
             let ident = &vars[*id].ident;
@@ -745,13 +805,17 @@ fn base(operand: &Operand) -> usize {
 /// The operands that receive a gradient, in the order of the stage's symbols.
 fn active_operands<'a>(vars: &[Var], stage: &'a Stage) -> Vec<&'a Operand> {
     let all: Vec<&Operand> = match &stage.op {
-        Op::Unary(_, a) | Op::Method(_, a) | Op::Cast(a, _) | Op::Copy(a) | Op::Index(a, _) => vec![a],
+        Op::Unary(_, a) | Op::Method(_, a) | Op::Cast(a, _) | Op::Copy(a) | Op::Index(a, _) => {
+            vec![a]
+        }
         Op::Binary(_, a, b) | Op::Method2(_, a, b) => vec![a, b],
         Op::MulAdd(a, m, c) => vec![a, m, c],
         Op::Call { args, .. } => args.iter().filter_map(|arg| arg.target.as_ref()).collect(),
         Op::Detach(_) | Op::Const(..) | Op::If(_) | Op::Loop(_) => Vec::new(),
     };
-    all.into_iter().filter(|operand| is_active(vars, operand)).collect()
+    all.into_iter()
+        .filter(|operand| is_active(vars, operand))
+        .collect()
 }
 
 pub(crate) fn slot_ident(ident: &Ident) -> Ident {
@@ -804,10 +868,13 @@ pub fn tangent_type(ty: &Type, float_params: &[Ident], krate: &TokenStream) -> T
             let name = last.ident.to_string();
             let plain = name == "f32"
                 || name == "f64"
-                || (path.path.segments.len() == 1 && float_params.iter().any(|param| param == &last.ident))
+                || (path.path.segments.len() == 1
+                    && float_params.iter().any(|param| param == &last.ident))
                 || name == "Array"
                 || name == "ArrayD"
-                || (name.len() == 6 && name.starts_with("Array") && name.as_bytes()[5].is_ascii_digit());
+                || (name.len() == 6
+                    && name.starts_with("Array")
+                    && name.as_bytes()[5].is_ascii_digit());
             if plain {
                 return quote!(#ty);
             }

@@ -17,7 +17,10 @@ use syn::ItemFn;
 
 /// Differentiates a function at compile time; see the `stagegrad` crate for the guide.
 #[proc_macro_attribute]
-pub fn differentiable(args: proc_macro::TokenStream, item: proc_macro::TokenStream) -> proc_macro::TokenStream {
+pub fn differentiable(
+    args: proc_macro::TokenStream,
+    item: proc_macro::TokenStream,
+) -> proc_macro::TokenStream {
     expand(args.into(), item.into()).into()
 }
 
@@ -34,7 +37,11 @@ fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let function: ItemFn = match syn::parse2(item.clone()) {
         Ok(function) => function,
         Err(_) => {
-            let span = item.clone().into_iter().next().map_or_else(proc_macro2::Span::call_site, |token| token.span());
+            let span = item
+                .clone()
+                .into_iter()
+                .next()
+                .map_or_else(proc_macro2::Span::call_site, |token| token.span());
             let error = syn::Error::new(
                 span,
                 "`#[differentiable]` applies to free functions only; put it on a `fn` item, or use `#[derive(Differentiable)]` on a struct",
@@ -68,7 +75,13 @@ fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         let generated = rule::expand(&context, path);
         return finish(quote!(#[allow(dead_code)] #function #generated), errors);
     }
-    let body = lower::lower(&function.block, &signature, &function.sig.ident, &krate, &mut errors);
+    let body = lower::lower(
+        &function.block,
+        &signature,
+        &function.sig.ident,
+        &krate,
+        &mut errors,
+    );
     let generated = generated_items(&context, body.as_ref());
     // The function is used through its generated items even where nothing calls it.
     finish(quote!(#[allow(dead_code)] #function #generated), errors)
@@ -134,7 +147,6 @@ fn finish(tokens: TokenStream, errors: Vec<syn::Error>) -> TokenStream {
     quote!(#tokens #(#errors)*)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,14 +156,23 @@ mod tests {
         let options = args::Options::default();
         let mut errors = Vec::new();
         let signature = signature::read(&function, &options, &mut errors).expect("signature reads");
-        let body = lower::lower(&function.block, &signature, &function.sig.ident, &quote!(::stagegrad), &mut errors)
-            .expect("body lowers");
+        let body = lower::lower(
+            &function.block,
+            &signature,
+            &function.sig.ident,
+            &quote!(::stagegrad),
+            &mut errors,
+        )
+        .expect("body lowers");
         assert!(errors.is_empty());
         emit::describe(&body)
     }
 
     fn error_messages(args: &str, source: &str) -> Vec<String> {
-        let tokens = expand(args.parse().expect("args parse"), source.parse().expect("source parses"));
+        let tokens = expand(
+            args.parse().expect("args parse"),
+            source.parse().expect("source parses"),
+        );
         let text = tokens.to_string();
         text.match_indices("compile_error")
             .map(|(at, _)| {
@@ -172,19 +193,49 @@ mod tests {
     #[test]
     fn nested_expression_temporaries() {
         let stages = stages("fn f(x: f64, y: f64) -> f64 { (x * y).sin() + x.exp() / 2.0 }");
-        assert_eq!(stages, ["t1 = x * y", "t2 = t1.sin()", "t3 = x.exp()", "t4 = t3 / 2.0", "f = t2 + t4", "output f"]);
+        assert_eq!(
+            stages,
+            [
+                "t1 = x * y",
+                "t2 = t1.sin()",
+                "t3 = x.exp()",
+                "t4 = t3 / 2.0",
+                "f = t2 + t4",
+                "output f"
+            ]
+        );
     }
 
     #[test]
     fn shadowing_and_compound_assignment() {
-        let stages = stages("fn f(x: f64) -> f64 { let a = x * x; let a = a.exp() + a; let mut b = a; b += x; b }");
-        assert_eq!(stages, ["a = x * x", "t2 = a.exp()", "a = t2 + a", "b = a + x", "f = b", "output f"]);
+        let stages = stages(
+            "fn f(x: f64) -> f64 { let a = x * x; let a = a.exp() + a; let mut b = a; b += x; b }",
+        );
+        assert_eq!(
+            stages,
+            [
+                "a = x * x",
+                "t2 = a.exp()",
+                "a = t2 + a",
+                "b = a + x",
+                "f = b",
+                "output f"
+            ]
+        );
     }
 
     #[test]
     fn constants_are_one_stage() {
         let stages = stages("fn f(x: f64, n: i32) -> f64 { let c = 2.0 * 3.0; x.powi(n + 1) * c }");
-        assert_eq!(stages, ["c = 2.0 * 3.0", "t1 = x.powi(n + 1)", "f = t1 * c", "output f"]);
+        assert_eq!(
+            stages,
+            [
+                "c = 2.0 * 3.0",
+                "t1 = x.powi(n + 1)",
+                "f = t1 * c",
+                "output f"
+            ]
+        );
     }
 
     #[test]
@@ -202,13 +253,19 @@ mod tests {
     #[test]
     fn unknown_option_lists_the_valid_ones() {
         let messages = error_messages("speed = 3", "fn f(x: f64) -> f64 { x }");
-        assert_eq!(messages, ["unknown option `speed`; the options are `wrt(...)`, `vjp = path` and `crate = path`"]);
+        assert_eq!(
+            messages,
+            ["unknown option `speed`; the options are `wrt(...)`, `vjp = path` and `crate = path`"]
+        );
     }
 
     #[test]
     fn wrt_names_a_missing_argument() {
         let messages = error_messages("wrt(q)", "fn f(x: f64) -> f64 { x }");
-        assert_eq!(messages, ["`wrt` names `q`, which is not an argument of `f`; the arguments are `x`"]);
+        assert_eq!(
+            messages,
+            ["`wrt` names `q`, which is not an argument of `f`; the arguments are `x`"]
+        );
     }
 
     #[test]
@@ -233,7 +290,9 @@ mod tests {
         ];
         for source in sources {
             for args in ["", "wrt(x)", "vjp = r", "wrt(", "crate"] {
-                let (Ok(args), Ok(item)) = (args.parse::<TokenStream>(), source.parse::<TokenStream>()) else {
+                let (Ok(args), Ok(item)) =
+                    (args.parse::<TokenStream>(), source.parse::<TokenStream>())
+                else {
                     continue;
                 };
                 let _ = expand(args, item);

@@ -61,7 +61,10 @@ pub enum Op {
     Cast(Operand, Type),
     Copy(Operand),
     Detach(Operand),
-    Call { vjp: TokenStream, args: Vec<CallArg> },
+    Call {
+        vjp: TokenStream,
+        args: Vec<CallArg>,
+    },
     Const(TokenStream, Option<Type>),
     /// `x[i]` or `x[[i, j]]`: the index is a constant expression.
     Index(Operand, TokenStream),
@@ -177,7 +180,9 @@ pub fn lower(
             is_arg: true,
             in_region: false,
         });
-        lowerer.scope.insert(arg.ident.to_string(), Operand::Var(id));
+        lowerer
+            .scope
+            .insert(arg.ident.to_string(), Operand::Var(id));
     }
     let result = lowerer.block(block);
     let output = result.map(|(operand, span)| lowerer.output_stage(operand, span, function_name));
@@ -185,7 +190,11 @@ pub fn lower(
     if errors.len() > errors_before {
         return None;
     }
-    output.map(|output| Body { vars, stages, output })
+    output.map(|output| Body {
+        vars,
+        stages,
+        output,
+    })
 }
 
 impl Lowerer<'_> {
@@ -196,8 +205,14 @@ impl Lowerer<'_> {
     fn block(&mut self, block: &Block) -> Option<(Operand, Span)> {
         let result = self.statements(&block.stmts);
         if result.is_none() && !ends_with_value(&block.stmts) {
-            let span = block.stmts.last().map_or(block.brace_token.span.close(), Spanned::span);
-            self.error(span, "the body must end with the value to return, an expression without a trailing `;`");
+            let span = block
+                .stmts
+                .last()
+                .map_or(block.brace_token.span.close(), Spanned::span);
+            self.error(
+                span,
+                "the body must end with the value to return, an expression without a trailing `;`",
+            );
         }
         result
     }
@@ -255,10 +270,16 @@ impl Lowerer<'_> {
             other => return self.error(other.span(), "only `let name = ...` and `let name: Type = ...` are supported; destructure in separate `let`s"),
         };
         let Some(init) = &local.init else {
-            return self.error(local.span(), "a `let` without a value is not supported; give it a value where it is declared");
+            return self.error(
+                local.span(),
+                "a `let` without a value is not supported; give it a value where it is declared",
+            );
         };
         if let Some((_, diverge)) = &init.diverge {
-            return self.error(diverge.span(), "`let ... else` is not supported in a differentiable function");
+            return self.error(
+                diverge.span(),
+                "`let ... else` is not supported in a differentiable function",
+            );
         }
         self.bind(&ident, &init.expr, ty, false);
     }
@@ -267,12 +288,21 @@ impl Lowerer<'_> {
     /// `assignment` tells `x = ...` from `let x = ...`.
     fn bind(&mut self, ident: &Ident, expr: &Expr, ty: Option<Type>, assignment: bool) {
         let stages_before = self.stages.len();
-        let Some(operand) = self.expr(expr) else { return };
+        let Some(operand) = self.expr(expr) else {
+            return;
+        };
         let name = ident.to_string();
         let bound = match operand {
-            Operand::Var(id) if id >= self.first_new_var(stages_before) && !self.vars[id].is_arg => {
+            Operand::Var(id)
+                if id >= self.first_new_var(stages_before) && !self.vars[id].is_arg =>
+            {
                 self.vars[id].name = name.clone();
-                self.vars[id].ident = format_ident!("__{}_{}", name.trim_start_matches("r#"), id, span = ident.span());
+                self.vars[id].ident = format_ident!(
+                    "__{}_{}",
+                    name.trim_start_matches("r#"),
+                    id,
+                    span = ident.span()
+                );
                 Operand::Var(id)
             }
             Operand::Const(tokens, text) => {
@@ -295,16 +325,22 @@ impl Lowerer<'_> {
     /// Records a `let` as local to the current region, and an assignment to a variable
     /// declared outside it as one the region hands out.
     fn note_binding(&mut self, name: &str, assignment: bool) {
-        let Some(region) = self.regions.last_mut() else { return };
+        let Some(region) = self.regions.last_mut() else {
+            return;
+        };
         if !assignment {
             region.declared.insert(name.to_owned());
-        } else if !region.declared.contains(name) && !region.assigned.iter().any(|assigned| assigned == name) {
+        } else if !region.declared.contains(name)
+            && !region.assigned.iter().any(|assigned| assigned == name)
+        {
             region.assigned.push(name.to_owned());
         }
     }
 
     fn first_new_var(&self, stages_before: usize) -> usize {
-        self.stages.get(stages_before).map_or(usize::MAX, |stage| stage.var)
+        self.stages
+            .get(stages_before)
+            .map_or(usize::MAX, |stage| stage.var)
     }
 
     fn statement(&mut self, expr: &Expr) {
@@ -384,7 +420,14 @@ impl Lowerer<'_> {
         display(&self.vars, operand)
     }
 
-    fn stage(&mut self, op: Op, span: Span, text: String, symbols: Vec<String>, operands: &[&Operand]) -> Operand {
+    fn stage(
+        &mut self,
+        op: Op,
+        span: Span,
+        text: String,
+        symbols: Vec<String>,
+        operands: &[&Operand],
+    ) -> Operand {
         let active = operands.iter().any(|operand| self.is_active(operand));
         let id = self.temporary(active);
         self.stages.push(Stage {
@@ -442,7 +485,8 @@ impl Lowerer<'_> {
                         if let Some(operand) = self.lowerer.scope.get(&ident.to_string()) {
                             let span = ident.span();
                             let tokens = value_tokens(&self.lowerer.vars, operand, span);
-                            *expr = syn::parse2(tokens).expect("a variable or field path parses as an expression");
+                            *expr = syn::parse2(tokens)
+                                .expect("a variable or field path parses as an expression");
                             return;
                         }
                     }
@@ -471,7 +515,10 @@ impl Lowerer<'_> {
             Expr::Group(group) => self.expr(&group.expr),
             Expr::Reference(reference) => {
                 if let Some(mutability) = &reference.mutability {
-                    self.error(mutability.span(), "`&mut` is not supported in a differentiable function");
+                    self.error(
+                        mutability.span(),
+                        "`&mut` is not supported in a differentiable function",
+                    );
                     return None;
                 }
                 self.expr(&reference.expr)
@@ -486,7 +533,10 @@ impl Lowerer<'_> {
                     self.unary_stage(op, operand, unary.span(), text, "-1".to_owned())
                 }
                 _ => {
-                    self.error(unary.op.span(), "`!` on a differentiated value is not supported");
+                    self.error(
+                        unary.op.span(),
+                        "`!` on a differentiated value is not supported",
+                    );
                     None
                 }
             },
@@ -525,13 +575,22 @@ impl Lowerer<'_> {
                 let text = format!("{} as {}", self.display_paren(&operand), pretty(&*cast.ty));
                 let ty = (*cast.ty).clone();
                 let span = cast.span();
-                Some(self.stage(Op::Cast(operand.clone(), ty), span, text, vec!["1".to_owned()], &[&operand]))
+                Some(self.stage(
+                    Op::Cast(operand.clone(), ty),
+                    span,
+                    text,
+                    vec!["1".to_owned()],
+                    &[&operand],
+                ))
             }
             Expr::Lit(_) => Some(self.constant(expr)),
             Expr::If(if_expr) => {
                 let value = self.if_expr(if_expr, None);
                 if value.is_none() && if_expr.else_branch.is_some() {
-                    self.error(if_expr.if_token.span(), "both branches of this `if` must end with a value");
+                    self.error(
+                        if_expr.if_token.span(),
+                        "both branches of this `if` must end with a value",
+                    );
                 }
                 value
             }
@@ -568,21 +627,66 @@ impl Lowerer<'_> {
 
     fn unsupported(&mut self, expr: &Expr) {
         let (span, message) = match expr {
-            Expr::Match(e) => (e.match_token.span(), "`match` is not supported in a differentiable function; write it as `if` / `else if` / `else`"),
-            Expr::While(e) => (e.while_token.span(), "`while` loops are not supported in a differentiable function; use `for i in 0..n` with a bound on the count, and `if` inside it"),
-            Expr::Loop(e) => (e.loop_token.span(), "`loop` is not supported in a differentiable function; use `for i in 0..n` with a bound on the count, and `if` inside it"),
-            Expr::ForLoop(e) => (e.for_token.span(), "a `for` loop is a statement, not a value; write it on its own and use the variables it assigns"),
-            Expr::Closure(e) => (e.or1_token.span(), "closures are not supported in a differentiable function; write a separate `#[differentiable]` function and call it"),
-            Expr::Macro(e) => (e.mac.path.span(), "macro calls are not supported in a differentiable function; write the expression out"),
-            Expr::Block(e) => (e.block.brace_token.span.join(), "blocks are not supported in a differentiable function; use `let` bindings"),
-            Expr::Tuple(e) => (e.paren_token.span.join(), "tuples are not supported as values in a differentiable function; return a `#[derive(Differentiable)]` struct or one value"),
-            Expr::Array(e) => (e.bracket_token.span.join(), "array literals of differentiated values are not supported; build the array outside"),
-            Expr::Struct(e) => (e.brace_token.span.join(), "struct literals of differentiated values are not supported; return one value"),
-            Expr::Assign(e) => (e.eq_token.span(), "assignment is only supported as a statement"),
-            Expr::Return(e) => (e.return_token.span(), "`return` is only supported as the last statement"),
-            Expr::Try(e) => (e.question_token.span(), "`?` is not supported in a differentiable function; use `.unwrap()` or check the input outside"),
-            Expr::Range(e) => (e.span(), "ranges are not supported as values in a differentiable function"),
-            other => (other.span(), "this expression is not supported in a differentiable function; use arithmetic, float methods and calls to `#[differentiable]` functions"),
+            Expr::Match(e) => (
+                e.match_token.span(),
+                "`match` is not supported in a differentiable function; write it as `if` / `else if` / `else`",
+            ),
+            Expr::While(e) => (
+                e.while_token.span(),
+                "`while` loops are not supported in a differentiable function; use `for i in 0..n` with a bound on the count, and `if` inside it",
+            ),
+            Expr::Loop(e) => (
+                e.loop_token.span(),
+                "`loop` is not supported in a differentiable function; use `for i in 0..n` with a bound on the count, and `if` inside it",
+            ),
+            Expr::ForLoop(e) => (
+                e.for_token.span(),
+                "a `for` loop is a statement, not a value; write it on its own and use the variables it assigns",
+            ),
+            Expr::Closure(e) => (
+                e.or1_token.span(),
+                "closures are not supported in a differentiable function; write a separate `#[differentiable]` function and call it",
+            ),
+            Expr::Macro(e) => (
+                e.mac.path.span(),
+                "macro calls are not supported in a differentiable function; write the expression out",
+            ),
+            Expr::Block(e) => (
+                e.block.brace_token.span.join(),
+                "blocks are not supported in a differentiable function; use `let` bindings",
+            ),
+            Expr::Tuple(e) => (
+                e.paren_token.span.join(),
+                "tuples are not supported as values in a differentiable function; return a `#[derive(Differentiable)]` struct or one value",
+            ),
+            Expr::Array(e) => (
+                e.bracket_token.span.join(),
+                "array literals of differentiated values are not supported; build the array outside",
+            ),
+            Expr::Struct(e) => (
+                e.brace_token.span.join(),
+                "struct literals of differentiated values are not supported; return one value",
+            ),
+            Expr::Assign(e) => (
+                e.eq_token.span(),
+                "assignment is only supported as a statement",
+            ),
+            Expr::Return(e) => (
+                e.return_token.span(),
+                "`return` is only supported as the last statement",
+            ),
+            Expr::Try(e) => (
+                e.question_token.span(),
+                "`?` is not supported in a differentiable function; use `.unwrap()` or check the input outside",
+            ),
+            Expr::Range(e) => (
+                e.span(),
+                "ranges are not supported as values in a differentiable function",
+            ),
+            other => (
+                other.span(),
+                "this expression is not supported in a differentiable function; use arithmetic, float methods and calls to `#[differentiable]` functions",
+            ),
         };
         self.error(span, message);
     }
@@ -596,8 +700,21 @@ impl Lowerer<'_> {
         }
     }
 
-    fn unary_stage(&mut self, op: TokenStream, operand: Operand, span: Span, text: String, symbol: String) -> Option<Operand> {
-        Some(self.stage(Op::Unary(op, operand.clone()), span, text, vec![symbol], &[&operand]))
+    fn unary_stage(
+        &mut self,
+        op: TokenStream,
+        operand: Operand,
+        span: Span,
+        text: String,
+        symbol: String,
+    ) -> Option<Operand> {
+        Some(self.stage(
+            Op::Unary(op, operand.clone()),
+            span,
+            text,
+            vec![symbol],
+            &[&operand],
+        ))
     }
 
     fn binary(&mut self, binary: &syn::ExprBinary) -> Option<Operand> {
@@ -632,7 +749,13 @@ impl Lowerer<'_> {
             _ => vec![format!("1/{b}"), format!("-{a}/{b}²")],
         };
         let symbols = self.active_symbols(&[&lhs, &rhs], symbols);
-        Some(self.stage(Op::Binary(op, lhs.clone(), rhs.clone()), binary.span(), text, symbols, &[&lhs, &rhs]))
+        Some(self.stage(
+            Op::Binary(op, lhs.clone(), rhs.clone()),
+            binary.span(),
+            text,
+            symbols,
+            &[&lhs, &rhs],
+        ))
     }
 
     fn active_symbols(&self, operands: &[&Operand], symbols: Vec<String>) -> Vec<String> {
@@ -655,7 +778,13 @@ impl Lowerer<'_> {
             if args.len() == count {
                 true
             } else {
-                lowerer.error(span, format!("`{method}` takes {count} argument(s) here, found {}", args.len()));
+                lowerer.error(
+                    span,
+                    format!(
+                        "`{method}` takes {count} argument(s) here, found {}",
+                        args.len()
+                    ),
+                );
                 false
             }
         };
@@ -702,7 +831,13 @@ impl Lowerer<'_> {
                     _ => vec![format!("[{a} ≤ {b}]"), format!("[{b} ≤ {a}]")],
                 };
                 let symbols = self.active_symbols(&[&receiver, &rhs], symbols);
-                Some(self.stage(Op::Binary(op, receiver.clone(), rhs.clone()), call.span(), text, symbols, &[&receiver, &rhs]))
+                Some(self.stage(
+                    Op::Binary(op, receiver.clone(), rhs.clone()),
+                    call.span(),
+                    text,
+                    symbols,
+                    &[&receiver, &rhs],
+                ))
             }
             "mul_add" => {
                 if !expect_args(self, 2) {
@@ -714,7 +849,13 @@ impl Lowerer<'_> {
                 let text = format!("{a}.mul_add({}, {})", self.display(&m), self.display(&c));
                 let symbols = vec![self.display(&m), a.clone(), "1".to_owned()];
                 let symbols = self.active_symbols(&[&receiver, &m, &c], symbols);
-                Some(self.stage(Op::MulAdd(receiver.clone(), m.clone(), c.clone()), call.span(), text, symbols, &[&receiver, &m, &c]))
+                Some(self.stage(
+                    Op::MulAdd(receiver.clone(), m.clone(), c.clone()),
+                    call.span(),
+                    text,
+                    symbols,
+                    &[&receiver, &m, &c],
+                ))
             }
             "dot" => {
                 if !expect_args(self, 1) {
@@ -724,14 +865,27 @@ impl Lowerer<'_> {
                 let b = self.display_paren(&rhs);
                 let op = quote_spanned!(span=> #krate::rules::methods::Dot);
                 let text = format!("{a}.dot({b})");
-                let symbols = self.active_symbols(&[&receiver, &rhs], vec![format!("ḡ·{b}ᵀ"), format!("{a}ᵀ·ḡ")]);
-                Some(self.stage(Op::Method2(op, receiver.clone(), rhs.clone()), call.span(), text, symbols, &[&receiver, &rhs]))
+                let symbols = self.active_symbols(
+                    &[&receiver, &rhs],
+                    vec![format!("ḡ·{b}ᵀ"), format!("{a}ᵀ·ḡ")],
+                );
+                Some(self.stage(
+                    Op::Method2(op, receiver.clone(), rhs.clone()),
+                    call.span(),
+                    text,
+                    symbols,
+                    &[&receiver, &rhs],
+                ))
             }
             _ => {
                 let Some((op_name, takes_arg)) = array_method(&method) else {
                     let message = format!(
                         "no derivative rule for the method `{method}`; supported methods are the float functions ({}), `powi`, `powf`, `hypot`, `atan2`, `max`, `min`, `mul_add`, and on arrays {}; for a function of your own, write a free function with `#[differentiable]` or `#[differentiable(vjp = path)]`",
-                        UNARY_METHODS.iter().map(|(name, _, _)| *name).collect::<Vec<_>>().join(", "),
+                        UNARY_METHODS
+                            .iter()
+                            .map(|(name, _, _)| *name)
+                            .collect::<Vec<_>>()
+                            .join(", "),
                         "`dot`, `t`, `sum`, `mean`, `sum_axis`, `mean_axis`, `into_shape_with_order`, `reshape`, `insert_axis`, `to_owned`, `unwrap`"
                     );
                     self.error(span, message);
@@ -747,20 +901,35 @@ impl Lowerer<'_> {
                         return None;
                     }
                     let value = self.renamed(args[0]);
-                    (quote_spanned!(span=> #krate::rules::methods::#op_ident(#value)), pretty(args[0]))
+                    (
+                        quote_spanned!(span=> #krate::rules::methods::#op_ident(#value)),
+                        pretty(args[0]),
+                    )
                 } else {
-                    (quote_spanned!(span=> #krate::rules::methods::#op_ident), String::new())
+                    (
+                        quote_spanned!(span=> #krate::rules::methods::#op_ident),
+                        String::new(),
+                    )
                 };
                 let text = format!("{a}.{method}({arg_text})");
                 let symbol = format!("∂{method}/∂{a}");
-                Some(self.stage(Op::Method(op, receiver.clone()), call.span(), text, vec![symbol], &[&receiver]))
+                Some(self.stage(
+                    Op::Method(op, receiver.clone()),
+                    call.span(),
+                    text,
+                    vec![symbol],
+                    &[&receiver],
+                ))
             }
         }
     }
 
     fn call(&mut self, call: &syn::ExprCall) -> Option<Operand> {
         let Expr::Path(func) = &*call.func else {
-            self.error(call.func.span(), "only calls to named functions are supported in a differentiable function");
+            self.error(
+                call.func.span(),
+                "only calls to named functions are supported in a differentiable function",
+            );
             return None;
         };
         let last = func.path.segments.last().expect("a path has a segment");
@@ -805,7 +974,13 @@ impl Lowerer<'_> {
             .collect();
         let refs: Vec<&Operand> = operands.iter().collect();
         let operands_for_activity = refs.clone();
-        Some(self.stage(Op::Call { vjp, args }, call.span(), text, symbols, &operands_for_activity))
+        Some(self.stage(
+            Op::Call { vjp, args },
+            call.span(),
+            text,
+            symbols,
+            &operands_for_activity,
+        ))
     }
 
     /// Lowers one argument of a call: how to pass it and where its gradient goes.
@@ -819,7 +994,10 @@ impl Lowerer<'_> {
             other => (other, false),
         };
         if let Expr::Call(wrapper) = inner {
-            if wrapper.func.to_token_stream().to_string() == "Some" && wrapper.args.len() == 1 && !by_reference {
+            if wrapper.func.to_token_stream().to_string() == "Some"
+                && wrapper.args.len() == 1
+                && !by_reference
+            {
                 let (expr, target, _) = self.call_arg(&wrapper.args[0])?;
                 return Some((quote!(::core::option::Option::Some(#expr)), target, text));
             }
@@ -830,7 +1008,9 @@ impl Lowerer<'_> {
             ref_tokens(&self.vars, &operand, span, false)
         } else {
             match &operand {
-                Operand::Var(id) if self.vars[*id].passing != Passing::Value => value_tokens(&self.vars, &operand, span),
+                Operand::Var(id) if self.vars[*id].passing != Passing::Value => {
+                    value_tokens(&self.vars, &operand, span)
+                }
                 _ => {
                     let reference = ref_tokens(&self.vars, &operand, span, false);
                     let krate = self.krate;
@@ -843,7 +1023,9 @@ impl Lowerer<'_> {
 
     fn output_stage(&mut self, operand: Operand, span: Span, function_name: &Ident) -> usize {
         if let Operand::Var(id) = operand {
-            let is_temporary = !self.vars[id].is_arg && self.vars[id].name.starts_with('t') && self.stages.last().is_some_and(|stage| stage.var == id);
+            let is_temporary = !self.vars[id].is_arg
+                && self.vars[id].name.starts_with('t')
+                && self.stages.last().is_some_and(|stage| stage.var == id);
             if is_temporary {
                 self.vars[id].name = function_name.to_string();
                 self.vars[id].ident = format_ident!("__{}_out", function_name);
@@ -895,21 +1077,43 @@ fn ends_with_value(statements: &[Stmt]) -> bool {
 fn is_shape_method(method: &Ident) -> bool {
     matches!(
         method.to_string().as_str(),
-        "len" | "len_of" | "nrows" | "ncols" | "shape" | "dim" | "raw_dim" | "ndim" | "is_empty" | "strides"
+        "len"
+            | "len_of"
+            | "nrows"
+            | "ncols"
+            | "shape"
+            | "dim"
+            | "raw_dim"
+            | "ndim"
+            | "is_empty"
+            | "strides"
     )
 }
 
 /// Whether the `then` branch of `if_expr` ends with `return`.
 fn returns_in_then(if_expr: &syn::ExprIf) -> bool {
-    matches!(if_expr.then_branch.stmts.last(), Some(Stmt::Expr(Expr::Return(_), _)))
+    matches!(
+        if_expr.then_branch.stmts.last(),
+        Some(Stmt::Expr(Expr::Return(_), _))
+    )
 }
 
 /// Whether an expression with no differentiated variable can be emitted as written.
 fn is_plain_constant(expr: &Expr) -> bool {
     !matches!(
         expr,
-        Expr::If(_) | Expr::Match(_) | Expr::While(_) | Expr::Loop(_) | Expr::ForLoop(_) | Expr::Closure(_)
-            | Expr::Block(_) | Expr::Assign(_) | Expr::Return(_) | Expr::Macro(_) | Expr::Try(_) | Expr::Index(_)
+        Expr::If(_)
+            | Expr::Match(_)
+            | Expr::While(_)
+            | Expr::Loop(_)
+            | Expr::ForLoop(_)
+            | Expr::Closure(_)
+            | Expr::Block(_)
+            | Expr::Assign(_)
+            | Expr::Return(_)
+            | Expr::Macro(_)
+            | Expr::Try(_)
+            | Expr::Index(_)
     )
 }
 

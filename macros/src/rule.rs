@@ -19,8 +19,15 @@ pub fn expand(context: &Context<'_>, path: &Path) -> TokenStream {
     let name = &function.sig.ident;
     let inputs = &function.sig.inputs;
     let output = &context.signature.output;
-    let args: Vec<_> = context.signature.args.iter().map(|arg| &arg.ident).collect();
-    let parts: Vec<_> = (0..args.len()).map(|index| format_ident!("__part_{}", index)).collect();
+    let args: Vec<_> = context
+        .signature
+        .args
+        .iter()
+        .map(|arg| &arg.ident)
+        .collect();
+    let parts: Vec<_> = (0..args.len())
+        .map(|index| format_ident!("__part_{}", index))
+        .collect();
     let struct_name = context.struct_name();
     let grad_struct = context.grad_struct();
     let grad_fn = if context.signature.scalar_output {
@@ -75,12 +82,17 @@ pub fn expand(context: &Context<'_>, path: &Path) -> TokenStream {
         });
     let vjp_name = context.vjp_name();
     let trace_name = context.trace_name();
-    let inputs_record = context.signature.args.iter().filter(|arg| arg.differentiated).map(|arg| {
-        let ident = &arg.ident;
-        let text = ident.to_string();
-        let node = format_ident!("__node_{}", ident);
-        quote!(let #node = __trace.record_input(#text, &#ident);)
-    });
+    let inputs_record = context
+        .signature
+        .args
+        .iter()
+        .filter(|arg| arg.differentiated)
+        .map(|arg| {
+            let ident = &arg.ident;
+            let text = ident.to_string();
+            let node = format_ident!("__node_{}", ident);
+            quote!(let #node = __trace.record_input(#text, &#ident);)
+        });
     let locals: Vec<_> = context
         .signature
         .args
@@ -124,7 +136,13 @@ pub fn expand(context: &Context<'_>, path: &Path) -> TokenStream {
             }
         }
     };
-    let text = format!("{name}({})", args.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
+    let text = format!(
+        "{name}({})",
+        args.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     if rule_is_public_vjp {
         return quote! {
             #[doc(hidden)]

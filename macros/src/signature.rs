@@ -52,9 +52,26 @@ fn is_constant_type(ty: &Type) -> bool {
             let name = last.ident.to_string();
             matches!(
                 name.as_str(),
-                "bool" | "char" | "str" | "String" | "u8" | "u16" | "u32" | "u64" | "u128" | "usize"
-                    | "i8" | "i16" | "i32" | "i64" | "i128" | "isize" | "Axis" | "Padding"
-                    | "PaddingMode" | "NoTangent"
+                "bool"
+                    | "char"
+                    | "str"
+                    | "String"
+                    | "u8"
+                    | "u16"
+                    | "u32"
+                    | "u64"
+                    | "u128"
+                    | "usize"
+                    | "i8"
+                    | "i16"
+                    | "i32"
+                    | "i64"
+                    | "i128"
+                    | "isize"
+                    | "Axis"
+                    | "Padding"
+                    | "PaddingMode"
+                    | "NoTangent"
             ) || name.ends_with("Settings")
                 || (name == "Vec" && generic_args_all_constant(&last.arguments))
         }
@@ -64,10 +81,12 @@ fn is_constant_type(ty: &Type) -> bool {
 
 fn generic_args_all_constant(arguments: &syn::PathArguments) -> bool {
     match arguments {
-        syn::PathArguments::AngleBracketed(angle) => angle.args.iter().all(|argument| match argument {
-            syn::GenericArgument::Type(ty) => is_constant_type(ty),
-            _ => true,
-        }),
+        syn::PathArguments::AngleBracketed(angle) => {
+            angle.args.iter().all(|argument| match argument {
+                syn::GenericArgument::Type(ty) => is_constant_type(ty),
+                _ => true,
+            })
+        }
         _ => false,
     }
 }
@@ -98,7 +117,10 @@ fn float_params(function: &ItemFn) -> Vec<Ident> {
     let mut params = Vec::new();
     let is_float_bound = |bound: &TypeParamBound| match bound {
         TypeParamBound::Trait(bound) => bound.path.segments.last().is_some_and(|last| {
-            matches!(last.ident.to_string().as_str(), "Float" | "FloatCore" | "Real" | "Scalar")
+            matches!(
+                last.ident.to_string().as_str(),
+                "Float" | "FloatCore" | "Real" | "Scalar"
+            )
         }),
         _ => false,
     };
@@ -126,7 +148,11 @@ fn float_params(function: &ItemFn) -> Vec<Ident> {
 }
 
 /// Reads the signature, collecting every problem into `errors`.
-pub fn read(function: &ItemFn, options: &Options, errors: &mut Vec<syn::Error>) -> Option<Signature> {
+pub fn read(
+    function: &ItemFn,
+    options: &Options,
+    errors: &mut Vec<syn::Error>,
+) -> Option<Signature> {
     let sig = &function.sig;
     let errors_before = errors.len();
     if let Some(asyncness) = &sig.asyncness {
@@ -136,7 +162,10 @@ pub fn read(function: &ItemFn, options: &Options, errors: &mut Vec<syn::Error>) 
         ));
     }
     if let Some(variadic) = &sig.variadic {
-        errors.push(syn::Error::new(variadic.span(), "variadic functions cannot be differentiable"));
+        errors.push(syn::Error::new(
+            variadic.span(),
+            "variadic functions cannot be differentiable",
+        ));
     }
     let float_params = float_params(function);
     let mut args = Vec::new();
@@ -160,7 +189,10 @@ pub fn read(function: &ItemFn, options: &Options, errors: &mut Vec<syn::Error>) 
                     continue;
                 };
                 if let Some(by_ref) = &pat.by_ref {
-                    errors.push(syn::Error::new(by_ref.span(), "`ref` arguments are not supported; take `&T` instead"));
+                    errors.push(syn::Error::new(
+                        by_ref.span(),
+                        "`ref` arguments are not supported; take `&T` instead",
+                    ));
                     ok = false;
                 }
                 let ty = (*typed.ty).clone();

@@ -257,7 +257,9 @@ impl<A: Scalar, S: Data<Elem = A>, D: Dimension> Differentiable for ArrayBase<S,
     fn apply_step(&mut self, _step: &Array<A, D>, _scale: f64) {
         // The storage is generic here, so nothing can be written through it. Owned
         // fields of derived structs step through `__private::step_array` instead.
-        panic!("cannot step an array through its generic storage; step the model that owns it, or use `scaled_add`")
+        panic!(
+            "cannot step an array through its generic storage; step the model that owns it, or use `scaled_add`"
+        )
     }
 }
 
@@ -294,11 +296,15 @@ impl<T: Differentiable> Differentiable for Option<T> {
     type Slot = T::Slot;
 
     fn zero_tangent(&self) -> T::Tangent {
-        self.as_ref().expect("cannot take the tangent of `None`").zero_tangent()
+        self.as_ref()
+            .expect("cannot take the tangent of `None`")
+            .zero_tangent()
     }
 
     fn finish(&self, slot: T::Slot) -> T::Tangent {
-        self.as_ref().expect("cannot take the tangent of `None`").finish(slot)
+        self.as_ref()
+            .expect("cannot take the tangent of `None`")
+            .finish(slot)
     }
 
     fn settle(&self, slot: T::Slot) -> Option<T::Tangent> {
@@ -374,13 +380,49 @@ macro_rules! constant {
 }
 
 constant!(
-    bool, char, i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, (), str,
-    String, NoTangent, ndarray::Axis
+    bool,
+    char,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    isize,
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    usize,
+    (),
+    str,
+    String,
+    NoTangent,
+    ndarray::Axis
 );
 
 // Class labels and other integer sequences are constants of a function.
 constant!(
-    [bool], [i8], [i16], [i32], [i64], [isize], [u8], [u16], [u32], [u64], [usize],
-    Vec<bool>, Vec<i8>, Vec<i16>, Vec<i32>, Vec<i64>, Vec<isize>, Vec<u8>, Vec<u16>,
-    Vec<u32>, Vec<u64>, Vec<usize>
+    [bool],
+    [i8],
+    [i16],
+    [i32],
+    [i64],
+    [isize],
+    [u8],
+    [u16],
+    [u32],
+    [u64],
+    [usize],
+    Vec<bool>,
+    Vec<i8>,
+    Vec<i16>,
+    Vec<i32>,
+    Vec<i64>,
+    Vec<isize>,
+    Vec<u8>,
+    Vec<u16>,
+    Vec<u32>,
+    Vec<u64>,
+    Vec<usize>
 );

@@ -144,7 +144,9 @@ impl Context<'_> {
 
     fn node_of(body: &Body, operand: &Operand) -> Option<Ident> {
         match operand {
-            Operand::Var(id) | Operand::Field(id, _) if body.vars[*id].active => Some(node_ident(&body.vars[*id].ident)),
+            Operand::Var(id) | Operand::Field(id, _) if body.vars[*id].active => {
+                Some(node_ident(&body.vars[*id].ident))
+            }
             _ => None,
         }
     }
@@ -172,7 +174,9 @@ impl Context<'_> {
             }
             let branch_note = match note {
                 Some(note) => quote!(::std::format!("{}, {} branch", #note, #label)),
-                None => quote!(::std::string::String::from(::core::concat!(#label, " branch"))),
+                None => quote!(::std::string::String::from(
+                    ::core::concat!(#label, " branch")
+                )),
             };
             let forward = self.forward_stages(body, &branch.stages, mode, Some(&branch_note));
             let exports = branch.exports.iter().map(|export| {
@@ -222,7 +226,10 @@ impl Context<'_> {
         }
         let (then_arm, else_arm) = (&arms[0], &arms[1]);
         let binding = if mode == Mode::Trace {
-            let nodes = stage_if.outputs.iter().map(|&id| node_ident(&vars[id].ident));
+            let nodes = stage_if
+                .outputs
+                .iter()
+                .map(|&id| node_ident(&vars[id].ident));
             quote!(((#(#outputs,)*), (#(#nodes,)*)))
         } else {
             quote!((#(#outputs,)*))
@@ -308,10 +315,21 @@ impl Context<'_> {
         let saved = self.body_saved(body, stage_loop, mode);
         let buffer = buffer(stage_loop.id);
         let values: Vec<&Ident> = saved.iter().map(|item| &item.ident).collect();
-        let carried: Vec<&Ident> = stage_loop.carried.iter().map(|&id| &vars[id].ident).collect();
+        let carried: Vec<&Ident> = stage_loop
+            .carried
+            .iter()
+            .map(|&id| &vars[id].ident)
+            .collect();
         let states: Vec<Ident> = carried.iter().map(|ident| state(ident)).collect();
-        let inits = stage_loop.inits.iter().map(|init| reference(vars, init, span, false));
-        let outputs: Vec<&Ident> = stage_loop.outputs.iter().map(|&id| &vars[id].ident).collect();
+        let inits = stage_loop
+            .inits
+            .iter()
+            .map(|init| reference(vars, init, span, false));
+        let outputs: Vec<&Ident> = stage_loop
+            .outputs
+            .iter()
+            .map(|&id| &vars[id].ident)
+            .collect();
         let exports: Vec<TokenStream> = stage_loop
             .body
             .exports
@@ -322,14 +340,19 @@ impl Context<'_> {
             Some(note) => quote!(::std::format!("{}, {} = {}", #note, #index_name, #index)),
             None => quote!(::std::format!("{} = {}", #index_name, #index)),
         };
-        let forward = self.forward_stages(body, &stage_loop.body.stages, mode, Some(&iteration_note));
+        let forward =
+            self.forward_stages(body, &stage_loop.body.stages, mode, Some(&iteration_note));
         let element = stage_loop.element.as_ref().map(|(element, source)| {
             let ident = &vars[*element].ident;
             let source = reference(vars, source, span, false);
             let record = if mode == Mode::Trace && vars[*element].active {
                 let node = node_ident(ident);
                 let name = &vars[*element].name;
-                let text = format!("{}[{}]", stage_loop.range_text.trim_end_matches(".iter()"), index_name);
+                let text = format!(
+                    "{}[{}]",
+                    stage_loop.range_text.trim_end_matches(".iter()"),
+                    index_name
+                );
                 let source_node = match &stage_loop.element {
                     Some((_, source)) => Self::node_of(body, source),
                     None => None,
@@ -390,7 +413,9 @@ impl Context<'_> {
                 .exports
                 .iter()
                 .zip(&lasts)
-                .filter_map(|(export, last)| Self::node_of(body, export).map(|node| quote!(#last = #node;)))
+                .filter_map(|(export, last)| {
+                    Self::node_of(body, export).map(|node| quote!(#last = #node;))
+                })
                 .collect();
             let stored = saved.iter().filter(|item| !item.copy).count();
             trace_outputs = stage_loop
@@ -436,7 +461,12 @@ impl Context<'_> {
         }
     }
 
-    pub(super) fn backward_loop(&self, body: &Body, stage_loop: &LoopStage, mode: Mode) -> TokenStream {
+    pub(super) fn backward_loop(
+        &self,
+        body: &Body,
+        stage_loop: &LoopStage,
+        mode: Mode,
+    ) -> TokenStream {
         let krate = &self.krate;
         let vars = &body.vars;
         let span = Span::call_site();
@@ -444,7 +474,10 @@ impl Context<'_> {
         let saved = self.body_saved(body, stage_loop, mode);
         let buffer = buffer(stage_loop.id);
         let idents = saved.iter().map(|item| &item.ident);
-        let copies = saved.iter().filter(|item| item.copy).map(|item| &item.ident);
+        let copies = saved
+            .iter()
+            .filter(|item| item.copy)
+            .map(|item| &item.ident);
         let rebind = quote! {
             let (#(#idents,)*) = &#buffer[__iteration];
             #(let #copies = *#copies;)*
@@ -505,7 +538,11 @@ impl Context<'_> {
                 });
             }
         }
-        let mut slots: TokenStream = stage_loop.carried.iter().map(|&id| self.slot_declaration(body, id, true)).collect();
+        let mut slots: TokenStream = stage_loop
+            .carried
+            .iter()
+            .map(|&id| self.slot_declaration(body, id, true))
+            .collect();
         let mut element_back = quote!();
         if let Some((element, source)) = &stage_loop.element {
             slots.extend(self.slot_declaration(body, *element, true));
@@ -529,7 +566,11 @@ impl Context<'_> {
                 };
             }
         }
-        slots.extend(level_vars(&stage_loop.body.stages).into_iter().map(|id| self.slot_declaration(body, id, true)));
+        slots.extend(
+            level_vars(&stage_loop.body.stages)
+                .into_iter()
+                .map(|id| self.slot_declaration(body, id, true)),
+        );
         let reverse = self.backward_stages(body, &stage_loop.body.stages, mode);
         quote! {
             #setup

@@ -34,11 +34,19 @@ impl Lowerer<'_> {
         let assigned = region
             .assigned
             .iter()
-            .filter_map(|name| self.scope.get(name).map(|operand| (name.clone(), operand.clone())))
+            .filter_map(|name| {
+                self.scope
+                    .get(name)
+                    .map(|operand| (name.clone(), operand.clone()))
+            })
             .collect();
         let stages = std::mem::replace(&mut self.stages, saved_stages);
         self.scope = saved_scope;
-        Lowered { stages, value, assigned }
+        Lowered {
+            stages,
+            value,
+            assigned,
+        }
     }
 
     /// Lowers an `if`; `rest` holds the statements after an `if` whose branch returns,
@@ -67,14 +75,15 @@ impl Lowerer<'_> {
                 names.push(name.clone());
             }
         }
-        let export = |branch: &Lowered, name: &str, scope: &std::collections::HashMap<String, Operand>| {
-            branch
-                .assigned
-                .iter()
-                .find(|(assigned, _)| assigned == name)
-                .map(|(_, operand)| operand.clone())
-                .unwrap_or_else(|| scope[name].clone())
-        };
+        let export =
+            |branch: &Lowered, name: &str, scope: &std::collections::HashMap<String, Operand>| {
+                branch
+                    .assigned
+                    .iter()
+                    .find(|(assigned, _)| assigned == name)
+                    .map(|(_, operand)| operand.clone())
+                    .unwrap_or_else(|| scope[name].clone())
+            };
         let mut then_exports = Vec::new();
         let mut else_exports = Vec::new();
         let mut output_names = Vec::new();
@@ -92,7 +101,9 @@ impl Lowerer<'_> {
         self.control_count += 1;
         let taken = format_ident!("__taken_{}", self.control_count);
         let mut outputs = Vec::new();
-        for ((then_export, else_export), name) in then_exports.iter().zip(&else_exports).zip(&output_names) {
+        for ((then_export, else_export), name) in
+            then_exports.iter().zip(&else_exports).zip(&output_names)
+        {
             let active = self.is_active(then_export) || self.is_active(else_export);
             let id = match name {
                 Some(name) => {
@@ -138,30 +149,51 @@ impl Lowerer<'_> {
     /// Lowers `for i in a..b { .. }` and `for x in array.iter() { .. }`.
     pub(super) fn for_loop(&mut self, for_loop: &ExprForLoop) {
         if let Some(label) = &for_loop.label {
-            return self.error(label.span(), "loop labels are not supported in a differentiable function");
+            return self.error(
+                label.span(),
+                "loop labels are not supported in a differentiable function",
+            );
         }
         let (index_name, index_span) = match &*for_loop.pat {
             Pat::Ident(pat) if pat.subpat.is_none() => (pat.ident.to_string(), pat.ident.span()),
             Pat::Wild(wild) => ("_".to_owned(), wild.span()),
-            other => return self.error(other.span(), "only `for name in ...` is supported; bind the loop variable to a name"),
+            other => {
+                return self.error(
+                    other.span(),
+                    "only `for name in ...` is supported; bind the loop variable to a name",
+                );
+            }
         };
         let (range, range_text, element_source) = match &*for_loop.expr {
             Expr::Range(range) => {
                 if range.start.is_none() || range.end.is_none() {
-                    return self.error(range.span(), "the range of a loop needs both bounds, as in `0..n`");
+                    return self.error(
+                        range.span(),
+                        "the range of a loop needs both bounds, as in `0..n`",
+                    );
                 }
                 if self.mentions_active(&for_loop.expr) {
-                    return self.error(range.span(), "the bounds of a loop cannot be differentiated; use integers");
+                    return self.error(
+                        range.span(),
+                        "the bounds of a loop cannot be differentiated; use integers",
+                    );
                 }
                 (self.renamed(&for_loop.expr), pretty(&*for_loop.expr), None)
             }
             Expr::MethodCall(call) if call.method == "iter" && call.args.is_empty() => {
                 let Some(source) = self.place(&call.receiver) else {
-                    return self.error(call.receiver.span(), "`for x in ....iter()` needs a variable or a field before `.iter()`");
+                    return self.error(
+                        call.receiver.span(),
+                        "`for x in ....iter()` needs a variable or a field before `.iter()`",
+                    );
                 };
                 let receiver = super::value_tokens(&self.vars, &source, call.receiver.span());
                 let span = call.span();
-                (quote_spanned!(span=> 0..(#receiver).len()), format!("{}.iter()", self.display(&source)), Some(source))
+                (
+                    quote_spanned!(span=> 0..(#receiver).len()),
+                    format!("{}.iter()", self.display(&source)),
+                    Some(source),
+                )
             }
             other => {
                 return self.error(
@@ -203,19 +235,27 @@ impl Lowerer<'_> {
             let lowered = self.region(&statements, |lowerer| {
                 index = lowerer.push_var(&index_name, false);
                 lowerer.vars[index].ident = format_ident!("__index_{}", index, span = index_span);
-                lowerer.regions.last_mut().expect("inside a region").declared.insert(index_name.clone());
+                lowerer
+                    .regions
+                    .last_mut()
+                    .expect("inside a region")
+                    .declared
+                    .insert(index_name.clone());
                 if let Some(source) = &element_source {
                     let id = lowerer.push_var(&index_name, lowerer.is_active(source));
                     lowerer.vars[id].ident = format_ident!("__element_{}", id, span = index_span);
                     element = Some((id, source.clone()));
                     lowerer.scope.insert(index_name.clone(), Operand::Var(id));
                 } else {
-                    lowerer.scope.insert(index_name.clone(), Operand::Var(index));
+                    lowerer
+                        .scope
+                        .insert(index_name.clone(), Operand::Var(index));
                 }
                 for (k, name) in names.iter().enumerate() {
                     let active = lowerer.is_active(&inits[k]) || forced[k];
                     let id = lowerer.push_var(name, active);
-                    lowerer.vars[id].ident = format_ident!("__carried_{}_{}", name.trim_start_matches("r#"), id);
+                    lowerer.vars[id].ident =
+                        format_ident!("__carried_{}_{}", name.trim_start_matches("r#"), id);
                     lowerer.scope.insert(name.clone(), Operand::Var(id));
                     carried.push(id);
                 }
@@ -284,7 +324,10 @@ impl Lowerer<'_> {
             return Some(self.constant(&Expr::Index(index.clone())));
         }
         if self.mentions_active(&index.index) {
-            self.error(index.index.span(), "an index cannot be differentiated; use an integer expression");
+            self.error(
+                index.index.span(),
+                "an index cannot be differentiated; use an integer expression",
+            );
             return None;
         }
         let Some(base) = self.place(&index.expr) else {
@@ -298,7 +341,13 @@ impl Lowerer<'_> {
         let text = format!("{}[{}]", self.display(&base), pretty(&*index.index));
         let symbol = format!("e[{}]", pretty(&*index.index));
         let span = index.span();
-        Some(self.stage(Op::Index(base.clone(), position), span, text, vec![symbol], &[&base]))
+        Some(self.stage(
+            Op::Index(base.clone(), position),
+            span,
+            text,
+            vec![symbol],
+            &[&base],
+        ))
     }
 }
 
@@ -360,4 +409,3 @@ impl<'ast> Visit<'ast> for AssignmentFinder {
         syn::visit::visit_expr_binary(self, binary);
     }
 }
-

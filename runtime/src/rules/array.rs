@@ -44,7 +44,11 @@ pub(crate) fn broadcast_shape<E: Dimension>(operation: &str, lhs: &[usize], rhs:
 
 fn axis_len(shape: &[usize], ndim: usize, axis: usize) -> usize {
     let offset = ndim - shape.len();
-    if axis < offset { 1 } else { shape[axis - offset] }
+    if axis < offset {
+        1
+    } else {
+        shape[axis - offset]
+    }
 }
 
 /// Sums a gradient of the broadcast shape back to an operand's shape: over the leading
@@ -87,7 +91,9 @@ where
         let shape: <D1 as DimMax<D2>>::Output = broadcast_shape(O::NAME, self.shape(), rhs.shape());
         let lhs = self.broadcast(shape.clone()).expect("shape checked above");
         let rhs = rhs.broadcast(shape).expect("shape checked above");
-        Zip::from(&lhs).and(&rhs).map_collect(|&a, &b| op.value(a, b))
+        Zip::from(&lhs)
+            .and(&rhs)
+            .map_collect(|&a, &b| op.value(a, b))
     }
 
     fn backward_lhs(
@@ -97,8 +103,12 @@ where
         output: &Self::Output,
         cotangent: &Self::Output,
     ) -> Array<A, D1> {
-        let lhs_full = self.broadcast(output.raw_dim()).expect("broadcast in the forward pass");
-        let rhs_full = rhs.broadcast(output.raw_dim()).expect("broadcast in the forward pass");
+        let lhs_full = self
+            .broadcast(output.raw_dim())
+            .expect("broadcast in the forward pass");
+        let rhs_full = rhs
+            .broadcast(output.raw_dim())
+            .expect("broadcast in the forward pass");
         let full = Zip::from(&lhs_full)
             .and(&rhs_full)
             .and(output)
@@ -114,8 +124,12 @@ where
         output: &Self::Output,
         cotangent: &Self::Output,
     ) -> Array<A, D2> {
-        let lhs_full = self.broadcast(output.raw_dim()).expect("broadcast in the forward pass");
-        let rhs_full = rhs.broadcast(output.raw_dim()).expect("broadcast in the forward pass");
+        let lhs_full = self
+            .broadcast(output.raw_dim())
+            .expect("broadcast in the forward pass");
+        let rhs_full = rhs
+            .broadcast(output.raw_dim())
+            .expect("broadcast in the forward pass");
         let full = Zip::from(&lhs_full)
             .and(&rhs_full)
             .and(output)
@@ -139,7 +153,13 @@ where
         self.mapv(|a| op.value(a, b))
     }
 
-    fn backward_lhs(&self, op: &O, rhs: &A, output: &Array<A, D>, cotangent: &Array<A, D>) -> Array<A, D> {
+    fn backward_lhs(
+        &self,
+        op: &O,
+        rhs: &A,
+        output: &Array<A, D>,
+        cotangent: &Array<A, D>,
+    ) -> Array<A, D> {
         let b = *rhs;
         Zip::from(self)
             .and(output)

@@ -54,7 +54,13 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Summary::Scalar(value) => write!(f, "{}", format_number(*value)),
-            Summary::Array { shape, min, max, mean, .. } => write!(
+            Summary::Array {
+                shape,
+                min,
+                max,
+                mean,
+                ..
+            } => write!(
                 f,
                 "{shape:?} min {} max {} mean {}",
                 format_number(*min),
