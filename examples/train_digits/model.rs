@@ -55,7 +55,12 @@ fn pool_settings() -> Pool2dSettings {
 /// Returns the mean cross-entropy of the network on a batch (N x 1 x 8 x 8 images).
 #[differentiable(wrt(model))]
 pub fn loss<A: Scalar>(model: &Cnn<A>, images: &Array4<A>, labels: &[usize]) -> A {
-    let features = conv2d_nchw(images, &model.conv_weight, Some(&model.conv_bias), &conv_settings());
+    let features = conv2d_nchw(
+        images,
+        &model.conv_weight,
+        Some(&model.conv_bias),
+        &conv_settings(),
+    );
     let activated = relu(&features);
     let pooled = max_pool2d(&activated, &pool_settings());
     let flat = flatten(&pooled);
@@ -65,7 +70,12 @@ pub fn loss<A: Scalar>(model: &Cnn<A>, images: &Array4<A>, labels: &[usize]) -> 
 
 /// Returns the class scores of a batch; the forward pass of [`loss`] without the loss.
 pub fn logits<A: Scalar>(model: &Cnn<A>, images: &ArrayView4<'_, A>) -> Array2<A> {
-    let features = conv2d_nchw(images, &model.conv_weight, Some(&model.conv_bias), &conv_settings());
+    let features = conv2d_nchw(
+        images,
+        &model.conv_weight,
+        Some(&model.conv_bias),
+        &conv_settings(),
+    );
     let pooled = max_pool2d(&relu(&features), &pool_settings());
     flatten(&pooled).dot(&model.dense_weight) + &model.dense_bias
 }
@@ -122,7 +132,11 @@ impl<A: Scalar> Classifier<A> for CnnClassifier<A> {
             .axis_iter(Axis(0))
             .map(|row| {
                 (0..row.len())
-                    .max_by(|&a, &b| row[a].partial_cmp(&row[b]).unwrap_or(std::cmp::Ordering::Equal))
+                    .max_by(|&a, &b| {
+                        row[a]
+                            .partial_cmp(&row[b])
+                            .unwrap_or(std::cmp::Ordering::Equal)
+                    })
                     .expect("there are ten classes")
             })
             .collect()
