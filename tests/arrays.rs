@@ -317,3 +317,67 @@ proptest! {
 }
 
 use ndarray::IntoDimension;
+
+#[differentiable]
+fn elementwise_methods(x: ndarray::ArrayView1<f64>, y: &Array1<f64>) -> f64 {
+    let a = x.exp() * y.sqrt();
+    let b = (x.powi(3) - y.ln()).abs();
+    let c = x.powf(2.5) / y;
+    (a + b + c).mean().unwrap()
+}
+
+#[test]
+fn elementwise_methods_on_views() {
+    let x = array![0.5, 1.5, 0.25];
+    let y = array![2.0, 0.5, 1.25];
+    let (value, g) = elementwise_methods_grad(x.view(), &y);
+    assert!((value - elementwise_methods(x.view(), &y)).abs() < 1e-12);
+    assert_close(
+        &g.x,
+        &numerical_gradient(&x, |x| elementwise_methods(x.view(), &y)),
+    );
+    assert_close(
+        &g.y,
+        &numerical_gradient(&y, |y| elementwise_methods(x.view(), y)),
+    );
+}
+
+#[test]
+fn array_trace_shows_shapes() {
+    let w = values((4, 3).into_dimension(), 1);
+    let b = values(ndarray::Ix1(3), 2);
+    let x = values((5, 4).into_dimension(), 3);
+    let trace = linear_loss_trace(&w, &b, &x, &[0, 1, 2, 0, 1]);
+    let logits = trace.node("logits").expect("the stage is recorded");
+    assert_eq!(logits.value.shape(), Some(&[5usize, 3][..]));
+    let text = trace.to_string();
+    assert!(text.contains("[5, 3]"), "{text}");
+    assert!(trace.adjoint("linear_loss").is_some());
+}
+
+#[test]
+fn optimisers_step_a_derived_model() {
+    let mut model = Mlp {
+        w1: values((4, 6).into_dimension(), 14),
+        b1: values(ndarray::Ix1(6), 15),
+        w2: values((6, 3).into_dimension(), 16),
+        b2: values(ndarray::Ix1(3), 17),
+    };
+    let x = values((8, 4).into_dimension(), 18);
+    let labels = [0, 1, 2, 0, 1, 2, 0, 1];
+    let start = mlp_loss(&model, &x, &labels);
+
+    let mut sgd = stagegrad::optim::Sgd::new(0.1).with_momentum(0.9);
+    let before = model.w2.clone();
+    let (_, gradient) = mlp_loss_grad(&model, &x, &labels);
+    sgd.step(&mut model, &gradient.model);
+    assert_close(&model.w2, &(&before - &(0.1 * &gradient.model.w2)));
+
+    let mut adam = stagegrad::optim::Adam::new(0.05);
+    for _ in 0..50 {
+        let (_, gradient) = mlp_loss_grad(&model, &x, &labels);
+        adam.step(&mut model, &gradient.model);
+    }
+    let end = mlp_loss(&model, &x, &labels);
+    assert!(end < 0.2 * start, "loss went from {start} to {end}");
+}
