@@ -108,14 +108,16 @@ where
     S1: Data<Elem = A>,
     S2: Data<Elem = A>,
 {
-    let bias_shape = bias.map(|b| [b.len()]);
-    let mut named = vec![("input", input.shape()), ("weight", weight.shape())];
-    if let Some(shape) = &bias_shape {
-        named.push(("bias", shape));
-    }
+    // Stack arrays, so checking allocates nothing.
+    let bias_shape = [bias.map_or(0, |b| b.len())];
+    let all = [
+        ("input", input.shape()),
+        ("weight", weight.shape()),
+        ("bias", &bias_shape[..]),
+    ];
     let shapes = Shapes {
         operation,
-        named: &named,
+        named: if bias.is_some() { &all } else { &all[..2] },
     };
     let shape = |s: &[usize]| [s[0], s[1], s[2], s[3]];
     ConvPlan::new(
@@ -138,14 +140,16 @@ where
     S1: Data<Elem = A>,
     S2: Data<Elem = A>,
 {
-    let bias_shape = bias.map(|b| [b.len()]);
-    let mut named = vec![("input", input.shape()), ("weight", weight.shape())];
-    if let Some(shape) = &bias_shape {
-        named.push(("bias", shape));
-    }
+    // Stack arrays, so checking allocates nothing.
+    let bias_shape = [bias.map_or(0, |b| b.len())];
+    let all = [
+        ("input", input.shape()),
+        ("weight", weight.shape()),
+        ("bias", &bias_shape[..]),
+    ];
     let shapes = Shapes {
         operation,
-        named: &named,
+        named: if bias.is_some() { &all } else { &all[..2] },
     };
     let (i, w) = (input.shape(), weight.shape());
     ConvPlan::new(

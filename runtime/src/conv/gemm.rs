@@ -56,29 +56,105 @@ impl<'a, A> Matrix<'a, A> {
     }
 
     fn view(&self) -> ArrayView2<'a, A> {
-        let end = if self.rows == 0 || self.cols == 0 {
+        ArrayView2::from_shape(
+            (self.rows, self.cols).strides((self.row_stride, self.col_stride)),
+            &self.data[self.offset..self.end()],
+        )
+        .expect("strides stay inside the buffer")
+    }
+
+    fn end(&self) -> usize {
+        if self.rows == 0 || self.cols == 0 {
             self.offset
         } else {
             self.offset + (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride + 1
-        };
-        ArrayView2::from_shape(
-            (self.rows, self.cols).strides((self.row_stride, self.col_stride)),
-            &self.data[self.offset..end],
-        )
-        .expect("strides stay inside the buffer")
+        }
+    }
+
+    /// Returns the same matrix over `data`: this matrix's buffer, downcast to the
+    /// concrete element type.
+    fn retyped<'b, T>(&self, data: &'b Vec<T>) -> Matrix<'b, T> {
+        Matrix {
+            data,
+            offset: self.offset,
+            rows: self.rows,
+            cols: self.cols,
+            row_stride: self.row_stride,
+            col_stride: self.col_stride,
+        }
+    }
+}
+
+impl<'a, T: faer::traits::ComplexField> Matrix<'a, T> {
+    fn faer(&self) -> faer::MatRef<'a, T> {
+        let slice = &self.data[self.offset..self.end()];
+        if self.col_stride == 1 || self.cols <= 1 {
+            faer::MatRef::from_row_major_slice_with_stride(
+                slice,
+                self.rows,
+                self.cols,
+                self.row_stride.max(self.cols),
+            )
+        } else {
+            debug_assert_eq!(self.row_stride, 1, "one of the strides is 1");
+            faer::MatRef::from_row_major_slice_with_stride(
+                slice,
+                self.cols,
+                self.rows,
+                self.col_stride,
+            )
+            .transpose()
+        }
     }
 }
 
 /// Computes `c = a b` into the first `a.rows * b.cols` elements of `c`, row-major.
+///
+/// `f32` and `f64` go to faer's matrix product, which uses AVX-512 where the processor
+/// has it; any other `Scalar` goes to ndarray's.
 pub(crate) fn matmul<A: Scalar>(c: &mut Vec<A>, a: Matrix<'_, A>, b: Matrix<'_, A>) {
     debug_assert_eq!(a.cols, b.rows);
     let (m, n) = (a.rows, b.cols);
     if c.len() < m * n {
         c.resize(m * n, A::zero());
     }
-    let mut c_view =
-        ArrayViewMut2::from_shape((m, n), &mut c[..m * n]).expect("buffer holds m x n");
-    general_mat_mul(A::one(), &a.view(), &b.view(), A::zero(), &mut c_view);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if !try_faer::<A, f32>(c, a, b) && !try_faer::<A, f64>(c, a, b) {
+        let mut c_view =
+            ArrayViewMut2::from_shape((m, n), &mut c[..m * n]).expect("buffer holds m x n");
+        general_mat_mul(A::one(), &a.view(), &b.view(), A::zero(), &mut c_view);
+    }
+}
+
+/// Runs the product with faer when `A` is `T`; returns whether it did.
+// The buffers stay `Vec`s because a `Vec<A>` downcasts through `Any` and a slice does not.
+#[allow(clippy::ptr_arg)]
+fn try_faer<A: Scalar, T: faer::traits::ComplexField + 'static>(
+    c: &mut Vec<A>,
+    a: Matrix<'_, A>,
+    b: Matrix<'_, A>,
+) -> bool {
+    let (Some(c), Some(a_data), Some(b_data)) = (
+        (c as &mut dyn Any).downcast_mut::<Vec<T>>(),
+        (a.data as &dyn Any).downcast_ref::<Vec<T>>(),
+        (b.data as &dyn Any).downcast_ref::<Vec<T>>(),
+    ) else {
+        return false;
+    };
+    let (m, n) = (a.rows, b.cols);
+    let c = faer::MatMut::from_row_major_slice_mut(&mut c[..m * n], m, n);
+    let (a, b) = (a.retyped(a_data), b.retyped(b_data));
+    faer::linalg::matmul::matmul(
+        c,
+        faer::Accum::Replace,
+        a.faer(),
+        b.faer(),
+        T::one_impl(),
+        faer::Par::Seq,
+    );
+    true
 }
 
 /// Three growable buffers per element type and thread: packed columns, a staged
