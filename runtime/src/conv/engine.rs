@@ -39,7 +39,9 @@ pub(crate) fn forward<A: Scalar>(
     let out = output
         .as_slice_mut()
         .expect("fresh array, so standard layout");
-    if plan.macs() <= DIRECT_MAX_MACS {
+    if plan.macs() <= DIRECT_MAX_MACS && direct::flat_applies(plan) {
+        direct::forward_flat(slice(&input), slice(&weight), out, plan);
+    } else if plan.macs() <= DIRECT_MAX_MACS {
         direct::forward(slice(&input), slice(&weight), out, plan);
     } else {
         fast::forward(slice(&input), slice(&weight), out, plan);
@@ -64,7 +66,9 @@ pub(crate) fn backward_input<A: Scalar>(
     let dx = input_grad
         .as_slice_mut()
         .expect("fresh array, so standard layout");
-    if plan.macs() <= DIRECT_MAX_MACS {
+    if plan.macs() <= DIRECT_MAX_MACS && direct::flat_applies(plan) {
+        direct::backward_input_flat(slice(&output_grad), slice(&weight), dx, plan);
+    } else if plan.macs() <= DIRECT_MAX_MACS {
         direct::backward_input(slice(&output_grad), slice(&weight), dx, plan);
     } else {
         fast::backward_input(slice(&output_grad), slice(&weight), dx, plan);
@@ -84,7 +88,9 @@ pub(crate) fn backward_weight<A: Scalar>(
     let dw = weight_grad
         .as_slice_mut()
         .expect("fresh array, so standard layout");
-    if plan.macs() <= DIRECT_MAX_MACS {
+    if plan.macs() <= DIRECT_MAX_MACS && direct::flat_applies(plan) {
+        direct::backward_weight_flat(slice(&output_grad), slice(&input), dw, plan);
+    } else if plan.macs() <= DIRECT_MAX_MACS {
         direct::backward_weight(slice(&output_grad), slice(&input), dw, plan);
     } else {
         fast::backward_weight(slice(&output_grad), slice(&input), dw, plan);
