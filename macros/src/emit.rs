@@ -89,12 +89,26 @@ impl Context<'_> {
     fn generics(&self) -> syn::Generics {
         let mut generics = self.function.sig.generics.clone();
         let krate = &self.krate;
-        if !self.signature.float_params.is_empty() {
+        let bound: syn::TypeParamBound = syn::parse_quote!(#krate::__private::Scalar);
+        let mut in_where_clause = Vec::new();
+        for param in &self.signature.float_params {
+            // The bound goes where the user wrote `Float`, so clippy sees one bound location.
+            match generics
+                .type_params_mut()
+                .find(|declared| &declared.ident == param)
+            {
+                Some(declared) if !declared.bounds.is_empty() => {
+                    declared.bounds.push(bound.clone())
+                }
+                _ => in_where_clause.push(param.clone()),
+            }
+        }
+        if !in_where_clause.is_empty() {
             let where_clause = generics.make_where_clause();
-            for param in &self.signature.float_params {
+            for param in in_where_clause {
                 where_clause
                     .predicates
-                    .push(syn::parse_quote!(#param: #krate::__private::Scalar));
+                    .push(syn::parse_quote!(#param: #bound));
             }
         }
         generics
@@ -154,8 +168,16 @@ impl Context<'_> {
         }
     }
 
-    fn inputs(&self) -> TokenStream {
-        let inputs = &self.function.sig.inputs;
+    /// The arguments as declared, without `mut`: the generated code never assigns to them.
+    pub(crate) fn inputs(&self) -> TokenStream {
+        let mut inputs = self.function.sig.inputs.clone();
+        for input in &mut inputs {
+            if let syn::FnArg::Typed(typed) = input {
+                if let syn::Pat::Ident(pat) = &mut *typed.pat {
+                    pat.mutability = None;
+                }
+            }
+        }
         quote!(#inputs)
     }
 
@@ -283,7 +305,7 @@ impl Context<'_> {
             impl #name {
                 #[doc(hidden)]
                 #[inline]
-                #[allow(unused_mut, unused_variables, unused_assignments, clippy::let_and_return, clippy::redundant_clone, clippy::clone_on_copy, clippy::type_complexity, clippy::too_many_arguments)]
+                #[allow(unreachable_code, unused_mut, unused_variables, unused_assignments, clippy::let_and_return, clippy::redundant_clone, clippy::clone_on_copy, clippy::type_complexity, clippy::too_many_arguments)]
                 #vis fn __stagegrad_vjp #impl_generics (#inputs) -> (#output, impl ::core::ops::Fn(#cotangent) -> (#(#tuple_types,)*) + use<#(#params),*>) #where_clause {
                     #body_tokens
                 }
@@ -371,7 +393,7 @@ impl Context<'_> {
         };
         quote! {
             #[doc = #doc]
-            #[allow(unused_mut, unused_variables, unused_assignments, clippy::let_and_return, clippy::redundant_clone, clippy::clone_on_copy)]
+            #[allow(unreachable_code, unused_mut, unused_variables, unused_assignments, clippy::let_and_return, clippy::redundant_clone, clippy::clone_on_copy)]
             #vis fn #name #impl_generics (#inputs) -> #krate::Trace #where_clause {
                 #body_tokens
             }
@@ -465,7 +487,7 @@ impl Context<'_> {
         let vars = &body.vars;
         let var = &vars[stage.var];
         let ident = &var.ident;
-        let span = stage.span;
+        let span = Span::call_site().located_at(stage.span);
         let r = |operand: &Operand| ref_tokens(vars, operand, span, false);
         let value = match &stage.op {
             Op::Unary(op, a) => {
@@ -542,7 +564,7 @@ impl Context<'_> {
     fn trace_locals(&self, body: &Body, stage: &Stage) -> TokenStream {
         let krate = &self.krate;
         let vars = &body.vars;
-        let span = stage.span;
+        let span = Span::call_site().located_at(stage.span);
         let ident = &vars[stage.var].ident;
         let node = node_ident(ident);
         let r = |operand: &Operand| ref_tokens(vars, operand, span, false);
@@ -657,7 +679,7 @@ impl Context<'_> {
     fn backward_stage(&self, body: &Body, stage: &Stage, mode: Mode) -> TokenStream {
         let krate = &self.krate;
         let vars = &body.vars;
-        let span = stage.span;
+        let span = Span::call_site().located_at(stage.span);
         let ident = &vars[stage.var].ident;
         let slot = slot_ident(ident);
         let r = |operand: &Operand| reference(vars, operand, span, true);

@@ -115,7 +115,7 @@ fn stub_vjp(context: &emit::Context<'_>) -> TokenStream {
     let function = context.function;
     let vis = &function.vis;
     let name = context.vjp_name();
-    let inputs = &function.sig.inputs;
+    let inputs = context.inputs();
     let output = &context.signature.output;
     let krate = &context.krate;
     let struct_name = context.struct_name();

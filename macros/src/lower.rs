@@ -141,6 +141,7 @@ struct Lowerer<'a> {
     regions: Vec<RegionScope>,
     /// How many `if`s and loops were lowered, to name their helper variables.
     control_count: usize,
+    function_name: Ident,
 }
 
 /// What a branch or loop body declares and assigns, to tell block-local names from
@@ -169,6 +170,7 @@ pub fn lower(
         temporaries: 0,
         regions: Vec::new(),
         control_count: 0,
+        function_name: function_name.clone(),
     };
     for arg in &signature.args {
         let id = lowerer.vars.len();
@@ -198,6 +200,13 @@ pub fn lower(
 }
 
 impl Lowerer<'_> {
+    fn macro_message(&self) -> String {
+        format!(
+            "macro calls are not supported in a differentiable function; write the expression out, and inspect values with `{}_trace(...)`",
+            self.function_name
+        )
+    }
+
     fn error(&mut self, span: Span, message: impl std::fmt::Display) {
         self.errors.push(syn::Error::new(span, message));
     }
@@ -251,10 +260,10 @@ impl Lowerer<'_> {
                     item.span(),
                     "items inside a differentiable function are not supported; move them outside the function",
                 ),
-                Stmt::Macro(mac) => self.error(
-                    mac.mac.path.span(),
-                    "macro calls are not supported in a differentiable function; use the generated `_trace` function to inspect values",
-                ),
+                Stmt::Macro(mac) => {
+                    let message = self.macro_message();
+                    self.error(mac.mac.path.span(), message);
+                }
             }
         }
         result
@@ -506,6 +515,14 @@ impl Lowerer<'_> {
     fn expr(&mut self, expr: &Expr) -> Option<Operand> {
         if let Some(operand) = self.place(expr) {
             return Some(operand);
+        }
+        let macros = nested_macros(expr);
+        if !macros.is_empty() {
+            for path in macros {
+                let message = self.macro_message();
+                self.error(path.span(), message);
+            }
+            return None;
         }
         if !self.mentions_active(expr) && is_plain_constant(expr) {
             return Some(self.constant(expr));
@@ -879,16 +896,12 @@ impl Lowerer<'_> {
             }
             _ => {
                 let Some((op_name, takes_arg)) = array_method(&method) else {
-                    let message = format!(
-                        "no derivative rule for the method `{method}`; supported methods are the float functions ({}), `powi`, `powf`, `hypot`, `atan2`, `max`, `min`, `mul_add`, and on arrays {}; for a function of your own, write a free function with `#[differentiable]` or `#[differentiable(vjp = path)]`",
-                        UNARY_METHODS
-                            .iter()
-                            .map(|(name, _, _)| *name)
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        "`dot`, `t`, `sum`, `mean`, `sum_axis`, `mean_axis`, `into_shape_with_order`, `reshape`, `insert_axis`, `to_owned`, `unwrap`"
+                    self.error(
+                        span,
+                        format!(
+                            "no derivative rule for the method `{method}`; use a method listed in `stagegrad::rules`, or move the computation into a function marked `#[differentiable]` or `#[differentiable(vjp = path)]`"
+                        ),
                     );
-                    self.error(span, message);
                     return None;
                 };
                 if !expect_args(self, usize::from(takes_arg)) {
@@ -948,6 +961,19 @@ impl Lowerer<'_> {
         }
         if !call.args.iter().any(|arg| self.mentions_active(arg)) {
             return Some(self.constant(&Expr::Call(call.clone())));
+        }
+        if func.path.segments.len() >= 2 && is_float_method(&last.ident) && !call.args.is_empty() {
+            // `f64::sin(x)` and `T::max(a, b)` are the methods `x.sin()` and `a.max(b)`.
+            let method = syn::ExprMethodCall {
+                attrs: Vec::new(),
+                receiver: Box::new(call.args[0].clone()),
+                dot_token: Default::default(),
+                method: last.ident.clone(),
+                turbofish: None,
+                paren_token: call.paren_token,
+                args: call.args.iter().skip(1).cloned().collect(),
+            };
+            return self.method_call(&method);
         }
         let mut args = Vec::new();
         let mut operands = Vec::new();
@@ -1073,6 +1099,20 @@ fn ends_with_value(statements: &[Stmt]) -> bool {
     }
 }
 
+/// Returns the path of every macro call inside `expr`: the macro sees tokens the
+/// lowering cannot read, so a differentiated value inside it would be missed.
+fn nested_macros(expr: &Expr) -> Vec<syn::Path> {
+    struct Finder(Vec<syn::Path>);
+    impl<'ast> Visit<'ast> for Finder {
+        fn visit_macro(&mut self, mac: &'ast syn::Macro) {
+            self.0.push(mac.path.clone());
+        }
+    }
+    let mut finder = Finder(Vec::new());
+    finder.visit_expr(expr);
+    finder.0
+}
+
 /// Whether `method` reads only the shape of an array, which has no derivative.
 fn is_shape_method(method: &Ident) -> bool {
     matches!(
@@ -1145,6 +1185,16 @@ pub const UNARY_METHODS: &[(&str, &str, &str)] = &[
     ("round", "Round", "0"),
 ];
 
+/// Whether `ident` names a float method with a derivative rule.
+fn is_float_method(ident: &Ident) -> bool {
+    let name = ident.to_string();
+    unary_method(&name).is_some()
+        || matches!(
+            name.as_str(),
+            "powi" | "powf" | "hypot" | "atan2" | "max" | "min" | "mul_add"
+        )
+}
+
 fn unary_method(method: &str) -> Option<(&'static str, &'static str)> {
     UNARY_METHODS
         .iter()
@@ -1215,15 +1265,23 @@ pub fn display(vars: &[Var], operand: &Operand) -> String {
 pub fn value_tokens(vars: &[Var], operand: &Operand, span: Span) -> TokenStream {
     match operand {
         Operand::Var(id) => {
-            let ident = &vars[*id].ident;
+            let ident = at(&vars[*id].ident, span);
             quote_spanned!(span=> #ident)
         }
         Operand::Field(id, members) => {
-            let ident = &vars[*id].ident;
+            let ident = at(&vars[*id].ident, span);
             quote_spanned!(span=> #ident #(.#members)*)
         }
         Operand::Const(tokens, _) => tokens.clone(),
     }
+}
+
+/// Returns `ident` with the span of its use, so errors point there and not at the
+/// declaration.
+fn at(ident: &Ident, span: Span) -> Ident {
+    let mut ident = ident.clone();
+    ident.set_span(ident.span().located_at(span));
+    ident
 }
 
 /// The operand as a reference expression, `&x` or `x` for an argument passed by
@@ -1232,7 +1290,7 @@ pub fn ref_tokens(vars: &[Var], operand: &Operand, span: Span, owned: bool) -> T
     match operand {
         Operand::Var(id) => {
             let var = &vars[*id];
-            let ident = &var.ident;
+            let ident = &at(&var.ident, span);
             if var.is_arg && var.passing == Passing::Reference && !owned {
                 quote_spanned!(span=> #ident)
             } else {
@@ -1240,7 +1298,7 @@ pub fn ref_tokens(vars: &[Var], operand: &Operand, span: Span, owned: bool) -> T
             }
         }
         Operand::Field(id, members) => {
-            let ident = &vars[*id].ident;
+            let ident = at(&vars[*id].ident, span);
             quote_spanned!(span=> &#ident #(.#members)*)
         }
         Operand::Const(tokens, _) => quote_spanned!(span=> &(#tokens)),

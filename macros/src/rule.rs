@@ -17,7 +17,7 @@ pub fn expand(context: &Context<'_>, path: &Path) -> TokenStream {
     let function = context.function;
     let vis = &function.vis;
     let name = &function.sig.ident;
-    let inputs = &function.sig.inputs;
+    let inputs = context.inputs();
     let output = &context.signature.output;
     let args: Vec<_> = context
         .signature
