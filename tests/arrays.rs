@@ -281,8 +281,8 @@ fn user_defined_array_rule_composes() {
     let (value, g) = uses_custom_rule_grad(&x, &y);
     assert_eq!(value, 9.0 + 1.0 + 5.0);
     // d/dx = 2 (x y) y + 2x; d/dy = 2 (x y) x.
-    assert_eq!(g.x, array![2.0 * 3.0 * 3.0 + 2.0, 2.0 * -1.0 * 0.5 - 4.0]);
-    assert_eq!(g.y, array![2.0 * 3.0 * 1.0, 2.0 * -1.0 * -2.0]);
+    assert_eq!(g.x, array![2.0 * 3.0 * 3.0 + 2.0, -2.0 * 0.5 - 4.0]);
+    assert_eq!(g.y, array![2.0 * 3.0 * 1.0, -2.0 * -2.0]);
     let (_, direct) = squared_norm_grad(&x);
     assert_eq!(direct.x, array![2.0, -4.0]);
 }

@@ -23,8 +23,8 @@ use ndarray::Axis;
 use stagegrad::Scalar;
 
 use cli::{Command, Options, Precision};
-use model::Classifier;
 use data::{CLASSES, Dataset};
+use model::Classifier;
 use report::{ConfusionMatrix, EpochProgress, EpochRecord};
 
 /// Fraction of each class held out for testing.
@@ -52,9 +52,16 @@ fn build_model<T: Scalar>(options: &Options) -> impl Classifier<T> {
 /// maximum relative error.
 fn check_gradient(train: &Dataset, seed: u64) -> Option<f64> {
     let samples = GRADIENT_CHECK_SAMPLES.min(train.len());
-    let images = train.images.slice(ndarray::s![..samples, .., .., ..]).to_owned();
+    let images = train
+        .images
+        .slice(ndarray::s![..samples, .., .., ..])
+        .to_owned();
     let network = model::Cnn::<f64>::new(seed);
-    Some(model::gradient_check(&network, &images, &train.labels[..samples]))
+    Some(model::gradient_check(
+        &network,
+        &images,
+        &train.labels[..samples],
+    ))
 }
 
 // ---------------------------------------------------------------------------------

@@ -10,9 +10,9 @@ pub mod nn;
 pub mod optim;
 pub mod pool;
 pub mod rules;
-pub mod toeplitz;
 mod scalar;
 mod tangent;
+pub mod toeplitz;
 pub mod trace;
 
 #[doc(hidden)]

@@ -103,7 +103,8 @@ where
 pub fn sigmoid<T>(x: &T) -> T::Output
 where
     T: UnaryRule<Sigmoid>,
-    T::Output: UnaryRule<Sigmoid, Output = T::Output> + Differentiable<Tangent = T::Tangent> + Clone,
+    T::Output:
+        UnaryRule<Sigmoid, Output = T::Output> + Differentiable<Tangent = T::Tangent> + Clone,
 {
     x.forward(&Sigmoid)
 }

@@ -143,7 +143,12 @@ impl Trace {
     }
 
     #[doc(hidden)]
-    pub fn record_local<T: Summarize + ?Sized>(&mut self, node: usize, position: usize, value: Option<&T>) {
+    pub fn record_local<T: Summarize + ?Sized>(
+        &mut self,
+        node: usize,
+        position: usize,
+        value: Option<&T>,
+    ) {
         if let (Some(local), Some(value)) = (self.nodes[node].locals.get_mut(position), value) {
             local.value = Some(value.summarize());
         }
