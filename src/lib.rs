@@ -10,7 +10,7 @@
 //!
 //! Everything else is the runtime: derivative rules ([`rules`]), convolution and
 //! pooling ([`conv`], [`pool`]), losses and activations ([`nn`]), Toeplitz matrices
-//! ([`toeplitz`]), optimisers ([`optim`]) and the [`Trace`] of a computation.
+//! ([`mod@toeplitz`]), optimisers ([`optim`]) and the [`Trace`] of a computation.
 
 pub use stagegrad_macros::{Differentiable, differentiable};
 pub use stagegrad_runtime::*;
