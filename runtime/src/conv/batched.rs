@@ -9,8 +9,8 @@ use super::{engine, padding};
 use crate::error::ShapeError;
 use crate::{NoTangent, Scalar};
 
-/// What the pullback of a batched convolution keeps: the plan, the input as the kernels
-/// read it (padding written in for non-zero modes) and the weight.
+/// The state the pullback of a batched convolution owns: the plan, the input as the
+/// kernels read it (padding written in for non-zero modes) and the weight.
 pub(crate) struct Tape<A> {
     plan: ConvPlan,
     input: Array4<A>,

@@ -8,9 +8,10 @@ use super::plan::ConvPlan;
 use super::{direct, fast};
 use crate::Scalar;
 
-/// Below this many multiply-adds a pass runs the direct loops, serially: packing and
-/// threads cost more than they save there. Measured with `benches/conv.rs`: the digits
-/// network's 8 x 8 convolutions (about 150 000 multiply-adds) run faster direct.
+/// Below this many multiply-adds a pass runs the direct loops, serially, because packing
+/// and threads cost more than they save there. The digits network's 8 x 8 layers (about
+/// 150 000 multiply-adds) fall below it.
+// NOTE: an estimate; the crossover with the packed path has not been measured.
 const DIRECT_MAX_MACS: usize = 1 << 18;
 
 fn slice<'a, A: Scalar>(view: &'a ndarray::CowArray<'_, A, ndarray::Ix4>) -> &'a [A] {

@@ -2,7 +2,7 @@
 //!
 //! For one image and one group, the convolution is the product `Y = W C` of the weight
 //! `W` (`O/groups x K`, with `K = C/groups * KH * KW`) and the im2col matrix `C`
-//! (`K x OH * OW`), whose column `p` holds the inputs that output pixel `p` reads. The
+//! (`K x OH * OW`), whose column `p` contains the inputs that output pixel `p` reads. The
 //! full `C` is never built: tiles of [`TILE`] output pixels are packed straight from the
 //! `NCHW` input into a per-thread buffer and multiplied at once. The backward rules are
 //! the products `dC = Wᵀ dY` (then scattered back onto the input, col2im) and
@@ -27,7 +27,7 @@ const TILE: usize = 256;
 /// Below this many multiply-adds a pass runs on the calling thread alone.
 const PARALLEL_MIN_MACS: usize = 1 << 21;
 
-/// The fewest channels a parallel block gets, so each product stays large enough.
+/// Minimum channels per parallel block, so each product stays large enough.
 const MIN_BLOCK: usize = 16;
 
 fn parallel(plan: &ConvPlan) -> bool {
@@ -66,7 +66,7 @@ fn row_segments(
 }
 
 /// Writes the im2col tile of `channels` input planes (`x`, standard layout) for output
-/// pixels `[p0, p0 + len)`: row `(c, kh, kw)` of `col` holds what each of those pixels
+/// pixels `[p0, p0 + len)`: row `(c, kh, kw)` of `col` contains what each of those pixels
 /// reads at that tap, zero in the padding.
 fn pack<A: Scalar>(
     x: &[A],
@@ -198,7 +198,7 @@ pub(crate) fn forward<A: Scalar>(input: &[A], weight: &[A], output: &mut [A], pl
         return;
     }
 
-    // `unit` numbers (image, group) pairs in output order; `chunk` holds output channels
+    // `unit` numbers (image, group) pairs in output order; `chunk` contains output channels
     // `[b * block, ..)` of that group.
     let task = |unit: usize, b: usize, chunk: &mut [A]| {
         let (n, g) = (unit / plan.groups, unit % plan.groups);
@@ -259,7 +259,7 @@ pub(crate) fn backward_input<A: Scalar>(
         return;
     }
 
-    // `chunk` holds the gradient of input channels `[b * block, ..)` of group `g` of image `n`.
+    // `chunk` contains the gradient of input channels `[b * block, ..)` of group `g` of image `n`.
     let task = |unit: usize, b: usize, chunk: &mut [A]| {
         let (n, g) = (unit / plan.groups, unit % plan.groups);
         let channels = chunk.len() / plane_len;
@@ -351,7 +351,7 @@ fn weight_grad_of<A: Scalar>(
 
 /// Adds the gradient of the weight, given the output cotangent, to `weight_grad`.
 ///
-/// In parallel, each thread sums the gradient of a contiguous range of images into its
+/// In parallel, the batch is cut into contiguous ranges of images, each summed into its
 /// own buffer, and the buffers are added in a fixed order, so the result does not depend
 /// on scheduling.
 pub(crate) fn backward_weight<A: Scalar>(
@@ -364,8 +364,9 @@ pub(crate) fn backward_weight<A: Scalar>(
     if pixels == 0 || plan.batch == 0 {
         return;
     }
+    // Several parts per thread let rayon balance them when a core is busy elsewhere.
     let parts = if parallel(plan) {
-        rayon::current_num_threads().min(plan.batch)
+        (4 * rayon::current_num_threads()).min(plan.batch)
     } else {
         1
     };
