@@ -51,13 +51,14 @@ fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     let mut errors = Vec::new();
-    let options = match args::Options::parse(args) {
+    let mut options = match args::Options::parse(args) {
         Ok(options) => options,
         Err(error) => {
             errors.push(error);
             args::Options::default()
         }
     };
+    errors.append(&mut options.errors);
     let krate = options
         .krate
         .as_ref()
@@ -257,6 +258,30 @@ mod tests {
             messages,
             ["unknown option `speed`; the options are `wrt(...)`, `vjp = path` and `crate = path`"]
         );
+    }
+
+    #[test]
+    fn options_after_a_mistake_still_apply() {
+        let messages = error_messages(
+            "speed = 3, wrt(x), wrt(y)",
+            "fn f(x: f64, y: f64) -> f64 { x * y }",
+        );
+        assert_eq!(
+            messages,
+            [
+                "unknown option `speed`; the options are `wrt(...)`, `vjp = path` and `crate = path`",
+                "`wrt` is given twice; keep one",
+            ]
+        );
+        let tokens = expand(
+            "speed = 3, wrt(x)".parse().unwrap(),
+            "fn f(x: f64, y: f64) -> f64 { x * y }".parse().unwrap(),
+        );
+        let text = tokens.to_string();
+        let grad_struct = &text[text.find("struct FGrad").expect("the struct is emitted")..];
+        let fields = &grad_struct[..grad_struct.find('}').expect("the struct closes")];
+        assert!(fields.contains("pub x"), "{fields}");
+        assert!(!fields.contains("pub y"), "{fields}");
     }
 
     #[test]
