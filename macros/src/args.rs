@@ -44,8 +44,13 @@ impl Options {
             }
         };
         if repeated {
+            let advice = if name == "wrt" {
+                "list every argument in one `wrt(...)`"
+            } else {
+                "keep one"
+            };
             self.errors
-                .push(meta.error(format!("`{name}` is given twice; keep one")));
+                .push(meta.error(format!("`{name}` is given twice; {advice}")));
             return skip_value(&meta);
         }
         match name.as_str() {

@@ -270,7 +270,7 @@ mod tests {
             messages,
             [
                 "unknown option `speed`; the options are `wrt(...)`, `vjp = path` and `crate = path`",
-                "`wrt` is given twice; keep one",
+                "`wrt` is given twice; list every argument in one `wrt(...)`",
             ]
         );
         let tokens = expand(
