@@ -1244,6 +1244,8 @@ pub fn pretty(tokens: &impl ToTokens) -> String {
         .replace("[ ", "[")
         .replace(" ]", "]")
         .replace(" . ", ".")
+        .replace(" ..= ", "..=")
+        .replace(" .. ", "..")
 }
 
 pub fn display(vars: &[Var], operand: &Operand) -> String {
