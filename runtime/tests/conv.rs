@@ -652,6 +652,9 @@ proptest! {
         assert_close(&y, &expected, 1e-12);
         let dy = random(y.raw_dim(), 7);
         let (dx, dw, db, NoTangent) = pullback(dy.clone());
+        let y0 = conv1d_ncw(&x1, &w1, None, &settings1);
+        assert_abs_diff_eq!(dot(&y0, &dy), dot(&x1, &dx), epsilon = 1e-9);
+        assert_abs_diff_eq!(dot(&y0, &dy), dot(&w1, &dw), epsilon = 1e-9);
         check_gradient(&x1, |x| conv1d_ncw(x, &w1, b.as_ref(), &settings1), &dy, &dx);
         check_gradient(&w1, |w| conv1d_ncw(&x1, w, b.as_ref(), &settings1), &dy, &dw);
         if let Some(b) = &b {
@@ -678,6 +681,7 @@ proptest! {
         check_gradient(&image, |x| conv2d(x, &kernel, &settings), &dy, &dx);
         check_gradient(&kernel, |k| conv2d(&image, k, &settings), &dy, &dk);
         assert_abs_diff_eq!(dot(&y, &dy), dot(&image, &dx), epsilon = 1e-9);
+        assert_abs_diff_eq!(dot(&y, &dy), dot(&kernel, &dk), epsilon = 1e-9);
 
         let signal = image.row(0).to_owned();
         let taps = kernel.row(0).to_owned();
@@ -686,6 +690,8 @@ proptest! {
         let (y, pullback) = conv1d_vjp(&signal, &taps, &settings1);
         let dy = random(y.raw_dim(), seed ^ 3);
         let (dx, dk, NoTangent) = pullback(dy.clone());
+        assert_abs_diff_eq!(dot(&y, &dy), dot(&signal, &dx), epsilon = 1e-9);
+        assert_abs_diff_eq!(dot(&y, &dy), dot(&taps, &dk), epsilon = 1e-9);
         check_gradient(&signal, |x| conv1d(x, &taps, &settings1), &dy, &dx);
         check_gradient(&taps, |k| conv1d(&signal, k, &settings1), &dy, &dk);
     }
