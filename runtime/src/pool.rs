@@ -147,8 +147,8 @@ impl Differentiable for Pool2dSettings {
     fn apply_step(&mut self, _step: &NoTangent, _scale: f64) {}
 }
 
-/// The array dimensions pooling accepts: `H x W` ([`Ix2`]), `C x H x W` ([`Ix3`]) and
-/// `N x C x H x W` ([`Ix4`]). The last two axes are pooled.
+/// The array dimensions pooling accepts: `H x W` ([`Ix2`](type@Ix2)), `C x H x W` ([`Ix3`](type@Ix3)) and
+/// `N x C x H x W` ([`Ix4`](type@Ix4)). The last two axes are pooled.
 pub trait PoolDim: Dimension + sealed::Sealed {}
 
 impl PoolDim for Ix2 {}
