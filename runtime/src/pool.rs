@@ -663,6 +663,7 @@ where
 /// When a plane is empty (`H` or `W` is 0); [`try_global_avg_pool`] returns the error
 /// instead.
 #[track_caller]
+#[stagegrad_macros::differentiable(vjp = global_avg_pool_vjp, crate = crate)]
 pub fn global_avg_pool<A: Scalar, S: Data<Elem = A>>(input: &ArrayBase<S, Ix4>) -> Array2<A> {
     or_panic(try_global_avg_pool(input))
 }
@@ -700,7 +701,7 @@ pub fn global_avg_pool_vjp<A: Scalar, S: Data<Elem = A>>(
     input: &ArrayBase<S, Ix4>,
 ) -> (
     Array2<A>,
-    impl Fn(Array2<A>) -> (Array4<A>, NoTangent) + use<A, S>,
+    impl Fn(Array2<A>) -> (Array4<A>,) + use<A, S>,
 ) {
     let output = global_avg_pool(input);
     let (n, c, h, w) = input.dim();
@@ -708,7 +709,7 @@ pub fn global_avg_pool_vjp<A: Scalar, S: Data<Elem = A>>(
         check_cotangent("global_avg_pool", output_grad.shape(), &[n, c]);
         let count = A::from_usize(h * w).expect("a count fits");
         let grad = Array4::from_shape_fn((n, c, h, w), |(i, j, _, _)| output_grad[[i, j]] / count);
-        (grad, NoTangent)
+        (grad,)
     };
     (output, pullback)
 }
