@@ -298,6 +298,49 @@ fn window(axis: &AxisPlan, o: usize) -> impl Iterator<Item = usize> + Clone {
     })
 }
 
+/// Returns the first input position of output `o`'s window when every tap of it lies
+/// inside the input.
+fn interior(axis: &AxisPlan, o: usize) -> Option<usize> {
+    let first = axis.position(o, 0);
+    let last = axis.position(o, axis.kernel - 1);
+    (first >= 0 && last < axis.input as isize).then_some(first as usize)
+}
+
+/// Max-pools one plane whose windows all lie inside the input. The taps go in the outer
+/// loops and the outputs of a row in the inner one, so the comparisons of different
+/// outputs do not wait on each other; taps still go in row-major order, so a tie keeps
+/// the first maximum.
+fn max_plane_inside<A: Scalar>(
+    x: &[A],
+    y: &mut [A],
+    argmax: &mut [usize],
+    h: &AxisPlan,
+    w: &AxisPlan,
+) {
+    for i in 0..h.output {
+        let best = &mut y[i * w.output..(i + 1) * w.output];
+        let best_index = &mut argmax[i * w.output..(i + 1) * w.output];
+        for kr in 0..h.kernel {
+            let row = (i * h.stride + kr * h.dilation) * w.input;
+            for kq in 0..w.kernel {
+                let offset = row + kq * w.dilation;
+                let first = kr == 0 && kq == 0;
+                for (j, (best, best_index)) in
+                    best.iter_mut().zip(best_index.iter_mut()).enumerate()
+                {
+                    let index = offset + j * w.stride;
+                    let value = x[index];
+                    // Non-short-circuit `|` and `&` let the compiler select without a
+                    // branch that random data would mispredict.
+                    let take = first | (value > *best) | (value.is_nan() & !best.is_nan());
+                    *best = if take { value } else { *best };
+                    *best_index = if take { index } else { *best_index };
+                }
+            }
+        }
+    }
+}
+
 fn max_forward<A: Scalar>(input: ArrayView4<'_, A>, plan: &PoolPlan) -> (Array4<A>, Vec<usize>) {
     let input = input.as_standard_layout();
     let (n, c) = (input.len_of(Axis(0)), input.len_of(Axis(1)));
@@ -306,9 +349,36 @@ fn max_forward<A: Scalar>(input: ArrayView4<'_, A>, plan: &PoolPlan) -> (Array4<
     let mut argmax = vec![usize::MAX; output.len()];
     let x = input.as_slice().expect("standard layout");
     let y = output.as_slice_mut().expect("fresh array");
+    let inside = (0..h.output).all(|i| interior(&h, i).is_some())
+        && (0..w.output).all(|j| interior(&w, j).is_some());
     for_each_plane(x, y, &mut argmax, plan, |x, y, argmax| {
+        if inside {
+            max_plane_inside(x, y, argmax, &h, &w);
+            return;
+        }
         for i in 0..h.output {
+            let rows = interior(&h, i);
             for j in 0..w.output {
+                if let (Some(first_row), Some(first_column)) = (rows, interior(&w, j)) {
+                    // The window lies inside the input: no bounds to test per tap.
+                    let mut best_index = first_row * w.input + first_column;
+                    let mut best = x[best_index];
+                    for kr in 0..h.kernel {
+                        let row = (first_row + kr * h.dilation) * w.input;
+                        for kq in 0..w.kernel {
+                            let index = row + first_column + kq * w.dilation;
+                            let value = x[index];
+                            // Non-short-circuit `|` and `&` let the compiler select
+                            // without a branch that random data would mispredict.
+                            let take = (value > best) | (value.is_nan() & !best.is_nan());
+                            best = if take { value } else { best };
+                            best_index = if take { index } else { best_index };
+                        }
+                    }
+                    y[i * w.output + j] = best;
+                    argmax[i * w.output + j] = best_index;
+                    continue;
+                }
                 let mut best = A::neg_infinity();
                 let mut best_index = usize::MAX;
                 for r in window(&h, i) {
@@ -699,10 +769,7 @@ pub fn try_global_avg_pool<A: Scalar, S: Data<Elem = A>>(
 #[allow(clippy::type_complexity)]
 pub fn global_avg_pool_vjp<A: Scalar, S: Data<Elem = A>>(
     input: &ArrayBase<S, Ix4>,
-) -> (
-    Array2<A>,
-    impl Fn(Array2<A>) -> (Array4<A>,) + use<A, S>,
-) {
+) -> (Array2<A>, impl Fn(Array2<A>) -> (Array4<A>,) + use<A, S>) {
     let output = global_avg_pool(input);
     let (n, c, h, w) = input.dim();
     let pullback = move |output_grad: Array2<A>| {
