@@ -209,7 +209,7 @@ fn try_expand(item: TokenStream) -> syn::Result<TokenStream> {
     })
 }
 
-/// Whether `ty` names an owned ndarray array (`Array`, `Array1` .. `Array6`, `ArrayD`),
+/// Returns whether `ty` names an owned ndarray array (`Array`, `Array1` .. `Array6`, `ArrayD`),
 /// which steps in place; other array storages cannot be written to.
 fn is_owned_array(ty: &syn::Type) -> bool {
     let syn::Type::Path(path) = ty else {

@@ -17,8 +17,8 @@ pub struct Context<'a> {
     pub krate: TokenStream,
 }
 
-/// Which function is being emitted: they differ in how arguments are held and in what
-/// the reverse sweep records.
+/// The kind of function being emitted. The kinds differ in how arguments are held and
+/// in what the reverse sweep records.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
     /// `f_vjp`: the pullback borrows the arguments.
@@ -64,7 +64,7 @@ impl Context<'_> {
         format_ident!("{}Grad", camel, span = self.name().span())
     }
 
-    /// The type parameters, for `FGrad<T>` and `use<...>`.
+    /// Returns the type parameters, for `FGrad<T>` and `use<...>`.
     fn type_params(&self) -> Vec<TokenStream> {
         self.function
             .sig
@@ -85,14 +85,14 @@ impl Context<'_> {
             .collect()
     }
 
-    /// The function's generics with `T: Scalar` added for each float type parameter.
+    /// Returns the function's generics with `T: Scalar` added for each float type parameter.
     fn generics(&self) -> syn::Generics {
         let mut generics = self.function.sig.generics.clone();
         let krate = &self.krate;
         let bound: syn::TypeParamBound = syn::parse_quote!(#krate::__private::Scalar);
         let mut in_where_clause = Vec::new();
         for param in &self.signature.float_params {
-            // The bound goes where the user wrote `Float`, so clippy sees one bound location.
+            // The bound goes where the user wrote `Float`, so clippy finds one bound location.
             match generics
                 .type_params_mut()
                 .find(|declared| &declared.ident == param)
@@ -128,7 +128,7 @@ impl Context<'_> {
         self.signature.args.iter().filter(|arg| arg.differentiated)
     }
 
-    /// The tangent type of an argument, written plainly where the macro can tell it.
+    /// Returns the tangent type of an argument, written plainly where the macro can name it.
     fn tangent_type(&self, ty: &Type) -> TokenStream {
         tangent_type(ty, &self.signature.float_params, &self.krate)
     }
@@ -168,7 +168,8 @@ impl Context<'_> {
         }
     }
 
-    /// The arguments as declared, without `mut`: the generated code never assigns to them.
+    /// Returns the arguments as declared, without `mut`, because the generated code never
+    /// assigns to them.
     pub(crate) fn inputs(&self) -> TokenStream {
         let mut inputs = self.function.sig.inputs.clone();
         for input in &mut inputs {
@@ -268,7 +269,7 @@ impl Context<'_> {
         }
     }
 
-    /// The hidden `enum f {}` with `f::__stagegrad_vjp`, which callers use.
+    /// Emits the hidden `enum f {}` with `f::__stagegrad_vjp`, which callers use.
     pub fn hidden_entry(&self, body: Option<&Body>) -> TokenStream {
         let vis = &self.function.vis;
         let name = self.name();
@@ -451,12 +452,12 @@ impl Context<'_> {
         }
     }
 
-    /// The forward pass: one `let` per stage.
+    /// Emits the forward pass: one `let` per stage.
     fn forward(&self, body: &Body, mode: Mode) -> TokenStream {
         self.forward_stages(body, &body.stages, mode, None)
     }
 
-    /// The forward pass of a list of stages; `note`, in a trace, says which iteration
+    /// Emits the forward pass of a list of stages. In a trace, `note` names the iteration
     /// or branch they belong to.
     fn forward_stages(
         &self,
@@ -622,7 +623,7 @@ impl Context<'_> {
         }
     }
 
-    /// The reverse sweep: slots for every differentiated value, the seed, then each
+    /// Emits the reverse sweep: slots for every differentiated value, the seed, then each
     /// stage's contribution to its operands, in reverse order.
     fn backward(&self, body: &Body, mode: Mode) -> TokenStream {
         let krate = &self.krate;
@@ -650,7 +651,7 @@ impl Context<'_> {
         tokens
     }
 
-    /// The reverse sweep over a list of stages, last first.
+    /// Emits the reverse sweep over a list of stages, last first.
     fn backward_stages(&self, body: &Body, stages: &[Stage], mode: Mode) -> TokenStream {
         let mut tokens = TokenStream::new();
         for stage in stages.iter().rev() {
@@ -780,8 +781,8 @@ impl Context<'_> {
     }
 }
 
-/// The operand as a reference; in the reverse sweep, a variable of a branch or loop
-/// body is already a reference into the saved values.
+/// Returns the operand as a reference. In the reverse sweep, a variable of a branch or
+/// loop body is already a reference into the saved values.
 pub(crate) fn reference(
     vars: &[Var],
     operand: &Operand,
@@ -797,7 +798,7 @@ pub(crate) fn reference(
     }
 }
 
-/// The variables a list of stages defines at its own level.
+/// Returns the variables a list of stages defines at its own level.
 pub(crate) fn level_vars(stages: &[Stage]) -> Vec<usize> {
     let mut ids = Vec::new();
     for stage in stages {
@@ -824,7 +825,7 @@ fn base(operand: &Operand) -> usize {
     }
 }
 
-/// The operands that receive a gradient, in the order of the stage's symbols.
+/// Returns the operands that receive a gradient, in the order of the stage's symbols.
 fn active_operands<'a>(vars: &[Var], stage: &'a Stage) -> Vec<&'a Operand> {
     let all: Vec<&Operand> = match &stage.op {
         Op::Unary(_, a) | Op::Method(_, a) | Op::Cast(a, _) | Op::Copy(a) | Op::Index(a, _) => {

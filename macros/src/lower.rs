@@ -23,7 +23,7 @@ pub struct Var {
     pub name: String,
     /// The identifier in the generated code.
     pub ident: Ident,
-    /// How an argument is passed; stages are owned values.
+    /// The passing of an argument; stages are owned values.
     pub passing: Passing,
     /// Whether a gradient flows through it.
     pub active: bool,
@@ -34,7 +34,7 @@ pub struct Var {
     pub in_region: bool,
 }
 
-/// What a stage reads.
+/// An input of a stage.
 #[derive(Clone)]
 pub enum Operand {
     Var(usize),
@@ -48,7 +48,7 @@ pub enum Operand {
 pub struct CallArg {
     /// The argument expression as passed, with renamed variables.
     pub expr: TokenStream,
-    /// Where its gradient goes, if it has one.
+    /// The variable or field that receives its gradient, if it has one.
     pub target: Option<Operand>,
 }
 
@@ -144,8 +144,8 @@ struct Lowerer<'a> {
     function_name: Ident,
 }
 
-/// What a branch or loop body declares and assigns, to tell block-local names from
-/// outer variables it changes.
+/// The names a branch or loop body declares and assigns, to separate block-local
+/// names from the outer variables it changes.
 #[derive(Default)]
 struct RegionScope {
     declared: std::collections::HashSet<String>,
@@ -294,7 +294,7 @@ impl Lowerer<'_> {
     }
 
     /// Binds `ident` to the value of `expr`, naming the stage that computes it;
-    /// `assignment` tells `x = ...` from `let x = ...`.
+    /// `assignment` is true for `x = ...` and false for `let x = ...`.
     fn bind(&mut self, ident: &Ident, expr: &Expr, ty: Option<Type>, assignment: bool) {
         let stages_before = self.stages.len();
         let Some(operand) = self.expr(expr) else {
@@ -449,7 +449,7 @@ impl Lowerer<'_> {
         Operand::Var(id)
     }
 
-    /// Whether `expr` mentions a differentiated variable.
+    /// Returns whether `expr` mentions a differentiated variable.
     fn mentions_active(&self, expr: &Expr) -> bool {
         struct Finder<'b, 'c> {
             lowerer: &'b Lowerer<'c>,
@@ -1088,7 +1088,7 @@ fn compound_op(op: &BinOp) -> Option<BinOp> {
     }
 }
 
-/// Whether statements end with a value: a final expression without `;` that is not a
+/// Returns whether statements end with a value: a final expression without `;` that is not a
 /// loop, or a `return`.
 fn ends_with_value(statements: &[Stmt]) -> bool {
     match statements.last() {
@@ -1099,8 +1099,8 @@ fn ends_with_value(statements: &[Stmt]) -> bool {
     }
 }
 
-/// Returns the path of every macro call inside `expr`: the macro sees tokens the
-/// lowering cannot read, so a differentiated value inside it would be missed.
+/// Returns the path of every macro call inside `expr`. The lowering cannot read a
+/// macro's tokens, so a differentiated value inside one would be missed.
 fn nested_macros(expr: &Expr) -> Vec<syn::Path> {
     struct Finder(Vec<syn::Path>);
     impl<'ast> Visit<'ast> for Finder {
@@ -1113,7 +1113,7 @@ fn nested_macros(expr: &Expr) -> Vec<syn::Path> {
     finder.0
 }
 
-/// Whether `method` reads only the shape of an array, which has no derivative.
+/// Returns whether `method` reads only the shape of an array, which has no derivative.
 fn is_shape_method(method: &Ident) -> bool {
     matches!(
         method.to_string().as_str(),
@@ -1130,7 +1130,7 @@ fn is_shape_method(method: &Ident) -> bool {
     )
 }
 
-/// Whether the `then` branch of `if_expr` ends with `return`.
+/// Returns whether the `then` branch of `if_expr` ends with `return`.
 fn returns_in_then(if_expr: &syn::ExprIf) -> bool {
     matches!(
         if_expr.then_branch.stmts.last(),
@@ -1138,7 +1138,7 @@ fn returns_in_then(if_expr: &syn::ExprIf) -> bool {
     )
 }
 
-/// Whether an expression with no differentiated variable can be emitted as written.
+/// Returns whether an expression with no differentiated variable can be emitted as written.
 fn is_plain_constant(expr: &Expr) -> bool {
     !matches!(
         expr,
@@ -1263,7 +1263,7 @@ pub fn display(vars: &[Var], operand: &Operand) -> String {
     }
 }
 
-/// The operand as a value expression (for passing by value).
+/// Returns the operand as a value expression, for passing by value.
 pub fn value_tokens(vars: &[Var], operand: &Operand, span: Span) -> TokenStream {
     match operand {
         Operand::Var(id) => {
@@ -1286,8 +1286,8 @@ fn at(ident: &Ident, span: Span) -> Ident {
     ident
 }
 
-/// The operand as a reference expression, `&x` or `x` for an argument passed by
-/// reference. `owned` says the arguments were converted to owned values.
+/// Returns the operand as a reference expression: `&x`, or `x` for an argument passed
+/// by reference. `owned` is true when the arguments were converted to owned values.
 pub fn ref_tokens(vars: &[Var], operand: &Operand, span: Span, owned: bool) -> TokenStream {
     match operand {
         Operand::Var(id) => {

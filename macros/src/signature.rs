@@ -6,7 +6,7 @@ use syn::{FnArg, GenericParam, Ident, ItemFn, Pat, ReturnType, Type, TypeParamBo
 
 use crate::args::Options;
 
-/// How an argument reaches the function.
+/// The way an argument reaches the function.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Passing {
     /// By value: `x: f64`, `x: Array2<f64>`.
@@ -38,7 +38,7 @@ pub struct Signature {
 }
 
 /// Integer, boolean and text types, and the runtime's settings types: constants of the
-/// function whatever `wrt` says.
+/// function whatever `wrt` lists.
 fn is_constant_type(ty: &Type) -> bool {
     match ty {
         Type::Reference(reference) => is_constant_type(&reference.elem),

@@ -24,7 +24,7 @@ fn holder(ident: &Ident) -> Ident {
     format_ident!("__hold{}", ident.to_string().trim_start_matches("r#"))
 }
 
-/// The vector of a loop that holds, per iteration, the tuple of values its body saves.
+/// Returns the name of the vector of a loop that contains, per iteration, the tuple of values its body saves.
 fn buffer(id: usize) -> Ident {
     format_ident!("__saved_{}", id)
 }
@@ -46,7 +46,8 @@ fn last_node(ident: &Ident) -> Ident {
 }
 
 impl Context<'_> {
-    /// The identifiers the stages define at their own level and the reverse sweep reads.
+    /// Returns the identifiers the stages define at their own level and the reverse sweep
+    /// reads.
     fn saved(&self, body: &Body, stages: &[Stage], mode: Mode) -> Vec<Saved> {
         let mut saved = Vec::new();
         let value = |saved: &mut Vec<Saved>, id: usize| {
@@ -100,7 +101,7 @@ impl Context<'_> {
         saved
     }
 
-    /// What one iteration of a loop saves: the index, the element, the carried values,
+    /// Returns what one iteration of a loop saves: the index, the element, the carried values,
     /// and the body's own values.
     fn body_saved(&self, body: &Body, stage_loop: &LoopStage, mode: Mode) -> Vec<Saved> {
         let mut saved = vec![Saved {

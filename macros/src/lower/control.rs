@@ -14,7 +14,7 @@ use syn::{Block, Expr, ExprForLoop, ExprIf, Pat, Stmt};
 
 use super::{IfStage, LoopStage, Lowerer, Op, Operand, Region, RegionScope, Stage, pretty};
 
-/// What lowering one region produced.
+/// The result of lowering one region.
 struct Lowered {
     stages: Vec<Stage>,
     value: Option<Operand>,
@@ -49,7 +49,7 @@ impl Lowerer<'_> {
         }
     }
 
-    /// Lowers an `if`; `rest` holds the statements after an `if` whose branch returns,
+    /// Lowers an `if`. `rest` contains the statements after an `if` whose branch returns,
     /// which become its `else` branch. Returns the `if`'s value, if it has one.
     pub(super) fn if_expr(&mut self, if_expr: &ExprIf, rest: Option<&[Stmt]>) -> Option<Operand> {
         let condition = self.renamed(&if_expr.cond);
@@ -351,7 +351,7 @@ impl Lowerer<'_> {
     }
 }
 
-/// The statements of a branch, with a final `return e;` turned into the value `e`.
+/// Returns the statements of a branch, with a final `return e;` turned into the value `e`.
 fn branch_statements(block: &Block) -> Vec<Stmt> {
     let mut statements = block.stmts.clone();
     if let Some(Stmt::Expr(Expr::Return(ret), _)) = statements.last() {
@@ -363,7 +363,8 @@ fn branch_statements(block: &Block) -> Vec<Stmt> {
     statements
 }
 
-/// The statements of a loop body; a final expression without `;` is a statement too.
+/// Returns the statements of a loop body, where a final expression without `;` is a
+/// statement too.
 fn body_statements(block: &Block) -> Vec<Stmt> {
     let mut statements = block.stmts.clone();
     if let Some(Stmt::Expr(expr, semicolon @ None)) = statements.last_mut() {
