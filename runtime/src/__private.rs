@@ -9,38 +9,6 @@ pub use core;
 
 use crate::rules::ops::{BinaryOp, UnaryOp};
 
-/// Connects a `#[differentiable]` function to its callers: the macro implements it on a
-/// hidden type named like the function, so that a call `g(a, b)` inside another
-/// differentiable function can reach `g`'s pullback.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a differentiable function",
-    label = "not declared with `#[differentiable]`",
-    note = "add `#[differentiable]` to the function, or declare a hand-written rule with `#[differentiable(vjp = path)]`"
-)]
-pub trait DifferentiableFn<Args> {
-    /// The function's result.
-    type Output: Differentiable;
-    /// One tangent per argument, in order; `NoTangent` for constant arguments.
-    type Gradients;
-
-    /// Runs the function and returns its value and pullback.
-    fn vjp(
-        args: Args,
-    ) -> (
-        Self::Output,
-        impl Fn(<Self::Output as Differentiable>::Tangent) -> Self::Gradients,
-    );
-}
-
-/// Converts a generated gradient struct into the tuple of one tangent per argument.
-pub trait Positional {
-    /// One tangent per argument, in order.
-    type Tuple;
-
-    /// Returns the tuple.
-    fn into_tuple(self) -> Self::Tuple;
-}
-
 #[inline(always)]
 #[track_caller]
 pub fn unary<O: UnaryOp, A: UnaryRule<O> + ?Sized>(op: O, a: &A) -> A::Output {
@@ -133,12 +101,6 @@ pub fn duplicate<T: Clone>(value: &T) -> T {
 #[inline(always)]
 pub fn unit_cotangent<T: Differentiable + ?Sized>(value: &T) -> Option<T::Tangent> {
     value.unit_cotangent()
-}
-
-/// Returns the `i`-th element of a gradient tuple; used to unpack pullback results.
-#[inline(always)]
-pub fn into_tuple<P: Positional>(gradient: P) -> P::Tuple {
-    gradient.into_tuple()
 }
 
 /// `x.mul_add(a, b)` and its three partial derivatives.

@@ -20,8 +20,8 @@ pub trait Differentiable {
     /// The gradient of a value of this type.
     type Tangent: TangentSpace;
 
-    /// Where the reverse sweep sums the contributions to this value's gradient, before
-    /// any arrive. For leaves it is `Option<Tangent>`, so a value that receives nothing
+    /// The accumulator in which the reverse sweep sums the contributions to this value's
+    /// gradient. For leaves it is `Option<Tangent>`, so a value that receives nothing
     /// allocates nothing.
     type Slot: Default + Accumulate<Self::Tangent> + Accumulate<NoTangent>;
 

@@ -7,7 +7,7 @@ mod svg;
 
 pub use summary::{Summarize, Summary};
 
-/// What a node of the trace stands for.
+/// The kind of a node of the trace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeKind {
     /// A differentiable argument of the function.
