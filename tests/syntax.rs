@@ -46,3 +46,37 @@ fn doubled(mut x: f64) -> f64 {
 fn mut_argument() {
     assert_eq!(doubled_grad(3.0), (36.0, DoubledGrad { x: 24.0 }));
 }
+
+const BAD_ADD_LINE: u32 = line!() + 3;
+#[differentiable]
+fn bad_add(a: &ndarray::Array2<f64>, b: &ndarray::Array2<f64>) -> f64 {
+    (a + b).sum()
+}
+
+#[test]
+fn shape_panic_reports_user_line() {
+    use std::sync::{Arc, Mutex};
+
+    let location = Arc::new(Mutex::new(None));
+    let seen = Arc::clone(&location);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        *seen.lock().unwrap() = info.location().map(|at| (at.file().to_owned(), at.line()));
+    }));
+    let result = std::panic::catch_unwind(|| {
+        bad_add_grad(
+            &ndarray::Array2::zeros((2, 3)),
+            &ndarray::Array2::zeros((3, 2)),
+        )
+    });
+    std::panic::set_hook(previous);
+
+    assert!(result.is_err());
+    let (file, line) = location
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the panic was seen");
+    assert!(file.ends_with("syntax.rs"), "{file}");
+    assert_eq!(line, BAD_ADD_LINE);
+}

@@ -202,7 +202,7 @@ fn try_expand(item: TokenStream) -> syn::Result<TokenStream> {
                 #krate::trace::Summary::Other(::std::format!(
                     "gradient of {} with norm {}",
                     #struct_name,
-                    #krate::TangentSpace::norm(self)
+                    #krate::trace::format_number(#krate::TangentSpace::norm(self))
                 ))
             }
         }

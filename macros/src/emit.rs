@@ -484,45 +484,72 @@ impl Context<'_> {
         mode: Mode,
         note: Option<&TokenStream>,
     ) -> TokenStream {
-        let krate = &self.krate;
         let vars = &body.vars;
         let var = &vars[stage.var];
         let ident = &var.ident;
         let span = Span::call_site().located_at(stage.span);
-        let r = |operand: &Operand| ref_tokens(vars, operand, span, false);
+        // Calls carry the user's span so a panicking rule reports the user's line;
+        // locals keep call-site hygiene so they resolve inside `macro_rules!` too.
+        let call_span = stage.span;
+        let krate = &respan(&self.krate, call_span);
+        let r = |operand: &Operand| ref_tokens(vars, operand, call_span, false);
         let value = match &stage.op {
             Op::Unary(op, a) => {
                 let a = r(a);
-                quote_spanned!(span=> let #ident = #krate::__private::unary(#op, #a);)
+                {
+                    let call = quote_spanned!(call_span=> #krate::__private::unary(#op, #a));
+                    quote!(let #ident = #call;)
+                }
             }
             Op::Binary(op, a, b) => {
                 let (a, b) = (r(a), r(b));
-                quote_spanned!(span=> let #ident = #krate::__private::binary(#op, #a, #b);)
+                {
+                    let call = quote_spanned!(call_span=> #krate::__private::binary(#op, #a, #b));
+                    quote!(let #ident = #call;)
+                }
             }
             Op::Method(op, a) => {
                 let a = r(a);
-                quote_spanned!(span=> let #ident = #krate::__private::method(#op, #a);)
+                {
+                    let call = quote_spanned!(call_span=> #krate::__private::method(#op, #a));
+                    quote!(let #ident = #call;)
+                }
             }
             Op::Method2(op, a, b) => {
                 let (a, b) = (r(a), r(b));
-                quote_spanned!(span=> let #ident = #krate::__private::method2(#op, #a, #b);)
+                {
+                    let call = quote_spanned!(call_span=> #krate::__private::method2(#op, #a, #b));
+                    quote!(let #ident = #call;)
+                }
             }
             Op::MulAdd(a, m, c) => {
                 let (a, m, c) = (r(a), r(m), r(c));
-                quote_spanned!(span=> let #ident = #krate::__private::mul_add(#a, #m, #c);)
+                {
+                    let call = quote_spanned!(call_span=> #krate::__private::mul_add(#a, #m, #c));
+                    quote!(let #ident = #call;)
+                }
             }
             Op::Cast(a, ty) => {
                 let a = r(a);
-                quote_spanned!(span=> let #ident: #ty = #krate::__private::cast(#a);)
+                {
+                    let call = quote_spanned!(call_span=> #krate::__private::cast(#a));
+                    quote!(let #ident: #ty = #call;)
+                }
             }
             Op::Copy(a) | Op::Detach(a) => {
                 let a = r(a);
-                quote_spanned!(span=> let #ident = #krate::__private::copy(#a);)
+                {
+                    let call = quote_spanned!(call_span=> #krate::__private::copy(#a));
+                    quote!(let #ident = #call;)
+                }
             }
             Op::Call { vjp, args } => {
                 let pullback = pullback_ident(ident);
                 let args = args.iter().map(|CallArg { expr, .. }| expr);
-                quote_spanned!(span=> let (#ident, #pullback) = #vjp(#(#args),*);)
+                {
+                    let call = quote_spanned!(call_span=> #vjp(#(#args),*));
+                    quote!(let (#ident, #pullback) = #call;)
+                }
             }
             Op::Const(tokens, ty) => match ty {
                 Some(ty) => quote_spanned!(span=> let #ident: #ty = #tokens;),
@@ -530,7 +557,10 @@ impl Context<'_> {
             },
             Op::Index(a, position) => {
                 let a = r(a);
-                quote_spanned!(span=> let #ident = #krate::__private::index(#a, #position);)
+                {
+                    let call = quote_spanned!(call_span=> #krate::__private::index(#a, #position));
+                    quote!(let #ident = #call;)
+                }
             }
             Op::If(_) | Op::Loop(_) => {
                 unreachable!("control stages are emitted by their own functions")
@@ -678,12 +708,14 @@ impl Context<'_> {
     }
 
     fn backward_stage(&self, body: &Body, stage: &Stage, mode: Mode) -> TokenStream {
-        let krate = &self.krate;
         let vars = &body.vars;
         let span = Span::call_site().located_at(stage.span);
+        let call_span = stage.span;
+        let krate = &respan(&self.krate, call_span);
+        let gradient = quote!(__gradient);
         let ident = &vars[stage.var].ident;
         let slot = slot_ident(ident);
-        let r = |operand: &Operand| reference(vars, operand, span, true);
+        let r = |operand: &Operand| reference(vars, operand, call_span, true);
         let own = r(&Operand::Var(stage.var));
         let add = |operand: &Operand, gradient: TokenStream| -> TokenStream {
             if !is_active(vars, operand) {
@@ -697,37 +729,40 @@ impl Context<'_> {
                 let ar = r(a);
                 add(
                     a,
-                    quote_spanned!(span=> #krate::__private::unary_back(#op, #ar, #own, &__gradient)),
+                    quote_spanned!(call_span=> #krate::__private::unary_back(#op, #ar, #own, &#gradient)),
                 )
             }
             Op::Binary(op, a, b) => {
                 let (ar, br) = (r(a), r(b));
                 let mut tokens = add(
                     a,
-                    quote_spanned!(span=> #krate::__private::binary_back_lhs(#op, #ar, #br, #own, &__gradient)),
+                    quote_spanned!(call_span=> #krate::__private::binary_back_lhs(#op, #ar, #br, #own, &#gradient)),
                 );
-                tokens.extend(add(b, quote_spanned!(span=> #krate::__private::binary_back_rhs(#op, #ar, #br, #own, &__gradient))));
+                tokens.extend(add(b, quote_spanned!(call_span=> #krate::__private::binary_back_rhs(#op, #ar, #br, #own, &#gradient))));
                 tokens
             }
             Op::Method(op, a) => {
                 let ar = r(a);
                 add(
                     a,
-                    quote_spanned!(span=> #krate::__private::method_back(#op, #ar, #own, &__gradient)),
+                    quote_spanned!(call_span=> #krate::__private::method_back(#op, #ar, #own, &#gradient)),
                 )
             }
             Op::Method2(op, a, b) => {
                 let (ar, br) = (r(a), r(b));
                 let mut tokens = add(
                     a,
-                    quote_spanned!(span=> #krate::__private::method2_back_lhs(#op, #ar, #br, #own, &__gradient)),
+                    quote_spanned!(call_span=> #krate::__private::method2_back_lhs(#op, #ar, #br, #own, &#gradient)),
                 );
-                tokens.extend(add(b, quote_spanned!(span=> #krate::__private::method2_back_rhs(#op, #ar, #br, #own, &__gradient))));
+                tokens.extend(add(b, quote_spanned!(call_span=> #krate::__private::method2_back_rhs(#op, #ar, #br, #own, &#gradient))));
                 tokens
             }
             Op::MulAdd(a, m, c) => {
                 let (ar, mr, cr) = (r(a), r(m), r(c));
-                let mut tokens = quote_spanned!(span=> let __parts = #krate::__private::mul_add_back(#ar, #mr, #cr, &__gradient););
+                let mut tokens = {
+                    let call = quote_spanned!(call_span=> #krate::__private::mul_add_back(#ar, #mr, #cr, &#gradient));
+                    quote!(let __parts = #call;)
+                };
                 tokens.extend(add(a, quote!(__parts.0)));
                 tokens.extend(add(m, quote!(__parts.1)));
                 tokens.extend(add(c, quote!(__parts.2)));
@@ -737,7 +772,7 @@ impl Context<'_> {
                 let ar = r(a);
                 add(
                     a,
-                    quote_spanned!(span=> #krate::__private::cast_back(#ar, &__gradient)),
+                    quote_spanned!(call_span=> #krate::__private::cast_back(#ar, &#gradient)),
                 )
             }
             Op::Copy(a) => add(a, quote!(__gradient)),
@@ -746,7 +781,10 @@ impl Context<'_> {
                 if is_active(vars, a) {
                     let ar = r(a);
                     let target = slot_target(vars, a);
-                    quote_spanned!(span=> #krate::__private::accumulate_index(&mut #target, #ar, #position, &__gradient);)
+                    {
+                        let call = quote_spanned!(call_span=> #krate::__private::accumulate_index(&mut #target, #ar, #position, &#gradient));
+                        quote!(#call;)
+                    }
                 } else {
                     quote!()
                 }
@@ -756,7 +794,7 @@ impl Context<'_> {
             }
             Op::Call { args, .. } => {
                 let pullback = pullback_ident(ident);
-                let mut tokens = quote_spanned!(span=> let __parts = #pullback(__gradient););
+                let mut tokens = quote!(let __parts = #pullback(__gradient););
                 for (index, arg) in args.iter().enumerate() {
                     if let Some(target) = &arg.target {
                         let index = syn::Index::from(index);
@@ -768,7 +806,7 @@ impl Context<'_> {
         };
         let record = if mode == Mode::Trace {
             let node = node_ident(ident);
-            quote!(__trace.record_adjoint(#node, &__gradient);)
+            quote!(__trace.record_adjoint(#node, &#gradient);)
         } else {
             quote!()
         };
@@ -779,6 +817,27 @@ impl Context<'_> {
             }
         }
     }
+}
+
+/// Returns `tokens` with every span set to `span`. A call whose first token carries the
+/// user's span reports the user's line when a `#[track_caller]` rule panics, where a
+/// call-site span would report the attribute.
+fn respan(tokens: &TokenStream, span: Span) -> TokenStream {
+    tokens
+        .clone()
+        .into_iter()
+        .map(|mut token| {
+            if let proc_macro2::TokenTree::Group(group) = &token {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), respan(&group.stream(), span));
+                inner.set_span(span);
+                token = proc_macro2::TokenTree::Group(inner);
+            } else {
+                token.set_span(span);
+            }
+            token
+        })
+        .collect()
 }
 
 /// Returns the operand as a reference. In the reverse sweep, a variable of a branch or

@@ -388,6 +388,10 @@ impl Lowerer<'_> {
                     "only compound assignment to a local variable is supported; build a new value instead",
                 ),
             },
+            Expr::Break(_) | Expr::Continue(_) => self.error(
+                expr.span(),
+                "`break` and `continue` are not supported in a differentiable function; keep every iteration and choose values with `if`",
+            ),
             other => {
                 if self.expr(other).is_some() {
                     self.error(
@@ -691,6 +695,14 @@ impl Lowerer<'_> {
             Expr::Return(e) => (
                 e.return_token.span(),
                 "`return` is only supported as the last statement",
+            ),
+            Expr::Break(e) => (
+                e.break_token.span(),
+                "`break` is not supported in a differentiable function; keep every iteration and choose values with `if`",
+            ),
+            Expr::Continue(e) => (
+                e.continue_token.span(),
+                "`continue` is not supported in a differentiable function; keep every iteration and choose values with `if`",
             ),
             Expr::Try(e) => (
                 e.question_token.span(),
@@ -1024,11 +1036,17 @@ impl Lowerer<'_> {
                 && wrapper.args.len() == 1
                 && !by_reference
             {
-                let (expr, target, _) = self.call_arg(&wrapper.args[0])?;
+                let (expr, target, inner_text) = self.call_arg(&wrapper.args[0])?;
+                let text = format!("Some({inner_text})");
                 return Some((quote!(::core::option::Option::Some(#expr)), target, text));
             }
         }
         let operand = self.expr(inner)?;
+        let text = if by_reference {
+            format!("&{}", self.display(&operand))
+        } else {
+            self.display(&operand)
+        };
         let span = arg.span();
         let expr = if by_reference {
             ref_tokens(&self.vars, &operand, span, false)

@@ -152,6 +152,7 @@ pub fn expand(context: &Context<'_>, path: &Path) -> TokenStream {
             impl #name {
                 #[doc(hidden)]
                 #[inline]
+                #[track_caller]
                 #[allow(clippy::type_complexity, clippy::too_many_arguments)]
                 #vis fn __stagegrad_vjp #impl_generics (#inputs) -> (#output, impl ::core::ops::Fn(#cotangent) -> (#(#tuple_types,)*) + use<#(#params),*>) #where_clause {
                     #path(#(#args),*)
@@ -169,6 +170,7 @@ pub fn expand(context: &Context<'_>, path: &Path) -> TokenStream {
         impl #name {
             #[doc(hidden)]
             #[inline]
+            #[track_caller]
             #[allow(clippy::type_complexity, clippy::too_many_arguments)]
             #vis fn __stagegrad_vjp #impl_generics (#inputs) -> (#output, impl ::core::ops::Fn(#cotangent) -> (#(#tuple_types,)*) + use<#(#params),*>) #where_clause {
                 #path(#(#args),*)

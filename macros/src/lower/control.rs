@@ -233,7 +233,13 @@ impl Lowerer<'_> {
             let mut element = None;
             let mut carried = Vec::new();
             let lowered = self.region(&statements, |lowerer| {
-                index = lowerer.push_var(&index_name, false);
+                // In `for x in array.iter()`, `x` names the element; the position is `index`.
+                let position_name = if element_source.is_some() {
+                    "index"
+                } else {
+                    index_name.as_str()
+                };
+                index = lowerer.push_var(position_name, false);
                 lowerer.vars[index].ident = format_ident!("__index_{}", index, span = index_span);
                 lowerer
                     .regions

@@ -34,7 +34,7 @@ pub trait UnaryRule<O: UnaryOp>: Differentiable {
 #[diagnostic::on_unimplemented(
     message = "no derivative rule for `{O}` between `{Self}` and `{Rhs}`",
     label = "no derivative rule for these operands",
-    note = "arithmetic differentiates `f32`, `f64` and ndarray arrays of them, with matching element types"
+    note = "arithmetic differentiates `f32`, `f64` and ndarray arrays of them with one element type; convert an operand with `as`, and write float literals such as `2.0`"
 )]
 pub trait BinaryRule<O: BinaryOp, Rhs: Differentiable + ?Sized>: Differentiable {
     /// The type of `f(self, rhs)`.

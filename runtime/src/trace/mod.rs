@@ -5,7 +5,7 @@ mod render;
 mod summary;
 mod svg;
 
-pub use summary::{Summarize, Summary};
+pub use summary::{Summarize, Summary, format_number};
 
 /// The kind of a node of the trace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

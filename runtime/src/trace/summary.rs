@@ -73,8 +73,10 @@ impl fmt::Display for Summary {
     }
 }
 
-/// Formats a number with up to 6 significant decimals and no trailing zeros.
-pub(crate) fn format_number(value: f64) -> String {
+/// Formats a number as traces print it: whole numbers without a fraction, others with up
+/// to 6 decimal places and no trailing zeros, and values that would print as 0 in
+/// scientific notation.
+pub fn format_number(value: f64) -> String {
     if value.is_nan() || value.is_infinite() {
         return format!("{value}");
     }
