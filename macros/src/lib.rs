@@ -15,7 +15,59 @@ use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
 use syn::ItemFn;
 
-/// Differentiates a function at compile time; see the `stagegrad` crate for the guide.
+/// Differentiates a function at compile time.
+///
+/// ```ignore
+/// use stagegrad::differentiable;
+///
+/// #[differentiable]
+/// fn f(x: f64, y: f64, z: f64) -> f64 {
+///     let g = x + y;
+///     g * z
+/// }
+///
+/// assert_eq!(f_grad(-2.0, 5.0, -4.0), (-12.0, FGrad { x: -4.0, y: -4.0, z: 3.0 }));
+/// ```
+///
+/// Next to the unchanged `f`, with the same visibility, the macro adds:
+///
+/// - `f_grad(args) -> (value, FGrad)`, for an `f32`, `f64` or float-generic result;
+/// - `f_vjp(args) -> (value, impl Fn(cotangent) -> FGrad)`, for any result; the
+///   pullback owns what it needs and can be called more than once;
+/// - `f_trace(args) -> Trace`, every stage with its value, local derivatives and adjoint;
+/// - `struct FGrad { x, y, z }`, one field per differentiated argument (generic when `f`
+///   is), deriving `Debug`, `Clone` and `PartialEq`;
+/// - a hidden item named `f` in the type namespace, through which other differentiable
+///   functions call `f`'s pullback.
+///
+/// # Options
+///
+/// - `#[differentiable(wrt(x, y))]`: differentiate only these arguments.
+/// - `#[differentiable(vjp = path)]`: use a hand-written rule. `path` takes the
+///   function's arguments and returns `(value, pullback)`; the pullback maps the
+///   result's cotangent to a tuple with one tangent per argument (`NoTangent` for
+///   constants), and must own what it keeps, hence `+ use<..>` listing only type
+///   parameters:
+///
+///   ```ignore
+///   fn square_rule(x: &Array1<f64>) -> (f64, impl Fn(f64) -> (Array1<f64>,) + use<>) {
+///       let saved = x.clone();
+///       (x.dot(x), move |cotangent| (saved.mapv(|v| 2.0 * v * cotangent),))
+///   }
+///
+///   #[differentiable(vjp = square_rule)]
+///   fn square(x: &Array1<f64>) -> f64 {
+///       x.dot(x)
+///   }
+///   ```
+/// - `#[differentiable(crate = path)]`: where the runtime is, `::stagegrad` by default.
+///
+/// # Errors
+///
+/// Unsupported constructs (`while`, `loop`, `match`, closures, macro calls, `break`,
+/// methods without a rule) are compile errors on the token concerned, all reported in
+/// one compile; the generated items are still emitted as stubs so that callers of
+/// `f_grad` see no second error.
 #[proc_macro_attribute]
 pub fn differentiable(
     args: proc_macro::TokenStream,
@@ -24,8 +76,27 @@ pub fn differentiable(
     expand(args.into(), item.into()).into()
 }
 
-/// Derives `Differentiable` for a struct of differentiable fields; see the `stagegrad`
-/// crate for the guide.
+/// Derives `Differentiable` for a struct of differentiable fields.
+///
+/// ```ignore
+/// #[derive(stagegrad::Differentiable, Clone, Debug)]
+/// struct Mlp {
+///     w1: Array2<f64>,
+///     b1: Array1<f64>,
+/// }
+/// ```
+///
+/// generates `struct MlpTangent { w1: Array2<f64>, b1: Array1<f64> }` (same field
+/// names, deriving `Debug`, `Clone` and `PartialEq`), the `TangentSpace` operations an
+/// optimiser needs on it (add, scale, axpy, dot, norm), and a hidden slot type that a
+/// reverse sweep fills field by field, so `model.w1` in a differentiable function
+/// accumulates into `w1`'s gradient. Owned array fields (`Array1`, ..., `ArrayD`) and
+/// scalars can be stepped by an optimiser; fields are flat, as nested vectors of
+/// layers have no tangent. A struct passed by reference to a differentiable function
+/// that another one calls must also derive `Clone`.
+///
+/// `#[differentiable(crate = path)]` on the struct names the runtime's path,
+/// `::stagegrad` by default.
 #[proc_macro_derive(Differentiable, attributes(differentiable))]
 pub fn derive_differentiable(item: proc_macro::TokenStream) -> proc_macro::TokenStream {
     derive::expand(item.into()).into()
