@@ -31,8 +31,8 @@ use report::{ConfusionMatrix, EpochProgress, EpochRecord};
 const TEST_FRACTION: f64 = 0.2;
 /// Images per forward pass when measuring accuracy; it bounds memory, not results.
 const EVALUATION_BATCH: usize = 256;
-/// Relative error above which the gradient check stops the program. With a correct
-/// gradient the check measured 2e-8 to 1e-7 over the seeds 1 to 1000.
+/// Relative error above which the gradient check stops the program. Over the seeds 1
+/// to 1000 the check measured 1.8e-8 to 5.2e-7 (seed 655), all below it.
 const GRADIENT_TOLERANCE: f64 = 1e-6;
 /// Training samples the gradient check uses.
 const GRADIENT_CHECK_SAMPLES: usize = 8;
