@@ -247,7 +247,7 @@ impl Context<'_> {
         let fields = self.differentiated().map(|arg| {
             let ident = &arg.ident;
             let slot = slot_ident(ident);
-            let reference = arg_ref(arg, Mode::Borrowing);
+            let reference = arg_ref(arg);
             quote!(#ident: #krate::__private::finish(#reference, #slot))
         });
         let doc = format!(
@@ -329,7 +329,7 @@ impl Context<'_> {
         let gradients = self.signature.args.iter().map(|arg| {
             if arg.differentiated {
                 let slot = slot_ident(&arg.ident);
-                let reference = arg_ref(arg, Mode::Owning);
+                let reference = arg_ref(arg);
                 quote!(#krate::__private::finish(#reference, #slot))
             } else {
                 quote!(#krate::__private::NoTangent)
@@ -408,7 +408,7 @@ impl Context<'_> {
         for arg in self.differentiated() {
             let node = node_ident(&arg.ident);
             let name = arg.ident.to_string();
-            let reference = arg_ref(arg, Mode::Trace);
+            let reference = arg_ref(arg);
             inputs.extend(quote!(let #node = __trace.record_input(#name, #reference);));
         }
         let forward = self.forward(body, Mode::Trace);
@@ -429,7 +429,7 @@ impl Context<'_> {
         let adjoints = self.differentiated().map(|arg| {
             let node = node_ident(&arg.ident);
             let slot = slot_ident(&arg.ident);
-            let reference = arg_ref(arg, Mode::Trace);
+            let reference = arg_ref(arg);
             quote!(__trace.record_adjoint(#node, &#krate::__private::finish(#reference, #slot));)
         });
         let sweep = if output.active {
@@ -661,7 +661,7 @@ impl Context<'_> {
         let mut tokens = TokenStream::new();
         for arg in self.differentiated() {
             let slot = slot_ident(&arg.ident);
-            let reference = arg_ref(arg, mode);
+            let reference = arg_ref(arg);
             tokens.extend(quote!(let mut #slot = #krate::__private::slot_for(#reference);));
         }
         for id in level_vars(&body.stages) {
@@ -926,7 +926,9 @@ pub(crate) fn slot_target(vars: &[Var], operand: &Operand) -> TokenStream {
     }
 }
 
-fn arg_ref(arg: &Arg, _mode: Mode) -> TokenStream {
+/// Returns a reference to an argument: the argument itself when it is passed by
+/// reference, which stays true in the owning entry after its arguments are rebound.
+fn arg_ref(arg: &Arg) -> TokenStream {
     let ident = &arg.ident;
     match arg.passing {
         Passing::Reference => quote!(#ident),
