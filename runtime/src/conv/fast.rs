@@ -3,7 +3,7 @@
 //! For one image and one group, the convolution is the product `Y = W C` of the weight
 //! `W` (`O/groups x K`, with `K = C/groups * KH * KW`) and the im2col matrix `C`
 //! (`K x OH * OW`), whose column `p` contains the inputs that output pixel `p` reads. The
-//! full `C` is never built: tiles of [`TILE`] output pixels are packed straight from the
+//! full `C` is never built: tiles of [`tile`] output pixels are packed straight from the
 //! `NCHW` input into a per-thread buffer and multiplied at once. The backward rules are
 //! the products `dC = Wᵀ dY` (then scattered back onto the input, col2im) and
 //! `dW = dY Cᵀ`.
@@ -20,9 +20,16 @@ use super::gemm::{Matrix, matmul, with_scratch};
 use super::plan::ConvPlan;
 use crate::Scalar;
 
-/// Output pixels per packed tile: the packed tile of a 64-channel 3 x 3 layer
-/// (576 x 256 elements) stays within a 2 MiB L2 cache in `f64`.
-const TILE: usize = 256;
+/// Bytes per row of a packed tile: 256 output pixels in `f32`, 128 in `f64`, so the
+/// packed tile of a 64-channel 3 x 3 layer (576 rows, 590 KB) leaves room in a 2 MiB L2
+/// cache for the product. On the 2-core Xeon of docs/benchmarks.md, 128 pixels in `f64`
+/// ran the forward pass 10% faster than 256, and `f32` did not change.
+const TILE_BYTES: usize = 1024;
+
+/// Output pixels per packed tile for element type `A`.
+fn tile<A>() -> usize {
+    TILE_BYTES / std::mem::size_of::<A>()
+}
 
 /// Below this many multiply-adds a pass runs on the calling thread alone.
 const PARALLEL_MIN_MACS: usize = 1 << 21;
@@ -206,8 +213,8 @@ pub(crate) fn forward<A: Scalar>(input: &[A], weight: &[A], output: &mut [A], pl
         let first_channel = g * out_group + b * block;
         let x = &input[(n * plan.in_channels + g * in_group) * plane_len..][..in_group * plane_len];
         with_scratch(|[col, _, product]| {
-            for p0 in (0..pixels).step_by(TILE) {
-                let len = TILE.min(pixels - p0);
+            for p0 in (0..pixels).step_by(tile::<A>()) {
+                let len = tile::<A>().min(pixels - p0);
                 ensure_len(col, depth * len);
                 pack(x, in_group, plan, p0, len, &mut col[..depth * len]);
                 let w = Matrix::row_major(&weight, first_channel * depth, rows, depth, depth);
@@ -266,8 +273,8 @@ pub(crate) fn backward_input<A: Scalar>(
         let first_tap_row = b * block * taps;
         let dy_first = (n * plan.out_channels + g * out_group) * pixels;
         with_scratch(|[dcol, staged, _]| {
-            for p0 in (0..pixels).step_by(TILE) {
-                let len = TILE.min(pixels - p0);
+            for p0 in (0..pixels).step_by(tile::<A>()) {
+                let len = tile::<A>().min(pixels - p0);
                 gather(output_grad, dy_first + p0, out_group, len, pixels, staged);
                 // The weight block of this group's outputs and these input channels,
                 // transposed: (channels * taps) x out_group.
@@ -333,8 +340,8 @@ fn weight_grad_of<A: Scalar>(
                     [..in_group * plane_len];
                 let dy_first = (n * plan.out_channels + g * out_group) * pixels;
                 let dw = &mut weight_grad[g * out_group * depth..][..out_group * depth];
-                for p0 in (0..pixels).step_by(TILE) {
-                    let len = TILE.min(pixels - p0);
+                for p0 in (0..pixels).step_by(tile::<A>()) {
+                    let len = tile::<A>().min(pixels - p0);
                     ensure_len(col, depth * len);
                     pack(x, in_group, plan, p0, len, &mut col[..depth * len]);
                     gather(output_grad, dy_first + p0, out_group, len, pixels, staged);
