@@ -21,8 +21,8 @@ use stagegrad::{
 
 use model::{Classifier, Cnn, CnnClassifier, CnnTangent, loss, loss_grad};
 
-/// The backpropagation of [`loss`] written by hand, calling the same kernels and
-/// pullbacks as the generated code.
+/// Backpropagates through [`loss`] by hand, calling the same kernels and pullbacks as
+/// the generated code.
 fn hand_written_grad(
     model: &Cnn<f32>,
     images: &Array4<f32>,

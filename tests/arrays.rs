@@ -257,7 +257,7 @@ fn shape_mismatch_names_both_shapes() {
     let _ = row_broadcast_grad(&a, &array![1.0, 2.0]);
 }
 
-/// A user-defined rule: the squared norm, with gradient 2x.
+/// Computes the squared norm and its pullback, whose gradient is 2x: a user-defined rule.
 fn squared_norm_rule(x: &Array1<f64>) -> (f64, impl Fn(f64) -> (Array1<f64>,) + use<>) {
     let saved = x.clone();
     (x.dot(x), move |cotangent: f64| {

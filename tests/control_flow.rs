@@ -127,7 +127,8 @@ fn piecewise_each_side_of_each_boundary() {
     }
 }
 
-/// The untaken branch would give NaN (ln of a negative number); none may leak.
+/// Takes `ln` only of positive inputs. The untaken branch would give NaN (ln of a
+/// negative number), and none of it may leak into the gradient.
 #[differentiable]
 fn guarded_log(x: f64) -> f64 {
     if x > 0.0 { x.ln() } else { x * 0.5 }
@@ -140,7 +141,7 @@ fn untaken_branch_never_reaches_gradient() {
     assert_eq!(g.x, 0.5);
 }
 
-/// The product x[0] * x[1] * ... accumulated in a loop.
+/// Multiplies x[0] * x[1] * ... in a loop.
 #[differentiable]
 fn cumulative_product(x: &Array1<f64>) -> f64 {
     let mut product = 1.0;
@@ -158,7 +159,8 @@ fn cumulative_product_gradient() {
     assert_close(&g.x, &array![-6.0, 4.0, -24.0, -3.0]);
 }
 
-/// A valid 1D cross-correlation written with nested loops and indexing.
+/// Computes a valid 1D cross-correlation with nested loops and indexing, then its dot
+/// product with `weights`.
 #[differentiable]
 fn naive_conv1d_loss(x: &Array1<f64>, k: &Array1<f64>, weights: &Array1<f64>) -> f64 {
     let outputs = x.len() - k.len() + 1;

@@ -150,9 +150,9 @@ impl<A: Scalar> Classifier<A> for CnnClassifier<A> {
 /// is the generated gradient and `d` a central difference. The floor keeps the
 /// rounding error of the differences (about 1e-11) from dominating the ratio for
 /// gradients near zero, so those are held to an absolute error of about 1e-9. Each parameter is tried with steps 1e-5, 1e-6 and 1e-7 and
-/// keeps the smallest error: a step can carry a convolution output across the kink of
-/// `relu` at 0, which makes that difference wrong while the gradient is right, and a
-/// smaller step stays on one side of it.
+/// keeps the smallest error. A step can carry a convolution output across the kink of
+/// `relu` at 0, which makes that difference wrong while the gradient is right. A
+/// smaller step stays on one side of the kink.
 pub fn gradient_check(model: &Cnn<f64>, images: &Array4<f64>, labels: &[usize]) -> f64 {
     let (_, gradient) = loss_grad(model, images, labels);
     let mut worst: f64 = 0.0;
