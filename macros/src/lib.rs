@@ -2,7 +2,8 @@
 //!
 //! The entry points only hand token streams to plain functions (`expand`,
 //! `derive::expand`), so the transformation can be tested without a compiler in the
-//! loop (the unit tests at the end of this file do that). Users depend on the `stagegrad` crate, which documents both macros.
+//! loop, as the unit tests at the end of this file do. Users depend on the `stagegrad`
+//! crate, which documents both macros.
 
 mod args;
 mod derive;
