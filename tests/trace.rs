@@ -41,3 +41,36 @@ fn design_example_graph_colours() {
     assert_eq!(trace.adjoint("x"), Some(-4.0));
     assert_eq!(trace.adjoint("z"), Some(3.0));
 }
+
+#[derive(stagegrad::Differentiable, Clone, Debug)]
+struct Line {
+    slope: f64,
+    intercept: f64,
+}
+
+#[differentiable(wrt(line))]
+fn squared_error(line: &Line, x: f64, y: f64) -> f64 {
+    let error = line.slope * x + line.intercept - y;
+    error * error
+}
+
+#[test]
+fn model_fields_are_trace_nodes() {
+    let trace = squared_error_trace(
+        &Line {
+            slope: 2.0,
+            intercept: 1.0,
+        },
+        3.0,
+        5.0,
+    );
+    // error = 2 * 3 + 1 - 5 = 2; d/dslope = 2 error x = 12; d/dintercept = 2 error = 4.
+    assert_eq!(trace.value("line.slope"), Some(2.0));
+    assert_eq!(trace.adjoint("line.slope"), Some(12.0));
+    assert_eq!(trace.adjoint("line.intercept"), Some(4.0));
+    let backward = trace.backward_steps();
+    assert!(
+        backward.contains("dsquared_error/dline.slope"),
+        "{backward}"
+    );
+}

@@ -411,6 +411,18 @@ impl Context<'_> {
             let reference = arg_ref(arg);
             inputs.extend(quote!(let #node = __trace.record_input(#name, #reference);));
         }
+        let fields = field_operands(body);
+        for field in &fields {
+            let node = operand_node(&body.vars, field);
+            let name = crate::lower::display(&body.vars, field);
+            let reference = ref_tokens(&body.vars, field, Span::call_site(), false);
+            inputs.extend(quote!(let #node = __trace.record_input(#name, #reference);));
+        }
+        let field_adjoints = fields.iter().map(|field| {
+            let node = operand_node(&body.vars, field);
+            let slot = slot_target(&body.vars, field);
+            quote!(__trace.record_adjoint(#node, &#slot);)
+        });
         let forward = self.forward(body, Mode::Trace);
         let backward = self.backward(body, Mode::Trace);
         let output = &body.vars[body.output];
@@ -436,6 +448,7 @@ impl Context<'_> {
             quote! {
                 if let ::core::option::Option::Some(__cotangent) = #krate::__private::unit_cotangent(#out_ref) {
                     #backward
+                    #(#field_adjoints)*
                     #(#adjoints)*
                 }
             }
@@ -577,7 +590,7 @@ impl Context<'_> {
             .iter()
             .zip(&stage.symbols)
             .map(|(operand, symbol)| {
-                let operand_node = node_ident(&vars[base(operand)].ident);
+                let operand_node = operand_node(vars, operand);
                 quote!((#operand_node, #symbol))
             });
         let own = r(&Operand::Var(stage.var));
@@ -868,6 +881,68 @@ pub(crate) fn level_vars(stages: &[Stage]) -> Vec<usize> {
         }
     }
     ids
+}
+
+/// Returns the trace node of an operand: a field of an argument, such as `model.w1`, is
+/// a node of its own, so the trace names it.
+pub(crate) fn operand_node(vars: &[Var], operand: &Operand) -> Ident {
+    match operand {
+        Operand::Field(id, members) => {
+            let path: Vec<String> = members
+                .iter()
+                .map(|member| quote!(#member).to_string())
+                .collect();
+            format_ident!(
+                "__node_field_{}_{}",
+                vars[*id].ident.to_string().trim_start_matches("r#"),
+                path.join("_")
+            )
+        }
+        other => node_ident(&vars[base(other)].ident),
+    }
+}
+
+/// Returns every distinct field of a differentiated argument that the body reads.
+fn field_operands(body: &Body) -> Vec<Operand> {
+    fn visit(body: &Body, stages: &[Stage], found: &mut Vec<Operand>) {
+        for stage in stages {
+            let operands: Vec<&Operand> = match &stage.op {
+                Op::If(stage_if) => {
+                    for branch in &stage_if.branches {
+                        visit(body, &branch.stages, found);
+                    }
+                    stage_if
+                        .branches
+                        .iter()
+                        .flat_map(|branch| &branch.exports)
+                        .collect()
+                }
+                Op::Loop(stage_loop) => {
+                    visit(body, &stage_loop.body.stages, found);
+                    stage_loop
+                        .inits
+                        .iter()
+                        .chain(&stage_loop.body.exports)
+                        .collect()
+                }
+                _ => active_operands(&body.vars, stage),
+            };
+            for operand in operands {
+                if let Operand::Field(id, _) = operand {
+                    let seen = found.iter().any(|known| {
+                        crate::lower::display(&body.vars, known)
+                            == crate::lower::display(&body.vars, operand)
+                    });
+                    if body.vars[*id].active && body.vars[*id].is_arg && !seen {
+                        found.push(operand.clone());
+                    }
+                }
+            }
+        }
+    }
+    let mut found = Vec::new();
+    visit(body, &body.stages, &mut found);
+    found
 }
 
 pub(crate) fn is_active(vars: &[Var], operand: &Operand) -> bool {

@@ -146,7 +146,7 @@ impl Context<'_> {
     fn node_of(body: &Body, operand: &Operand) -> Option<Ident> {
         match operand {
             Operand::Var(id) | Operand::Field(id, _) if body.vars[*id].active => {
-                Some(node_ident(&body.vars[*id].ident))
+                Some(super::operand_node(&body.vars, operand))
             }
             _ => None,
         }
