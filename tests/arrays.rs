@@ -381,3 +381,22 @@ fn optimisers_step_a_derived_model() {
     let end = mlp_loss(&model, &x, &labels);
     assert!(end < 0.2 * start, "loss went from {start} to {end}");
 }
+
+#[differentiable]
+fn polar(r: f64, theta: f64) -> (f64, f64) {
+    (r * theta.cos(), r * theta.sin())
+}
+
+#[test]
+fn tuple_result_pulls_back_each_element() {
+    let (r, theta) = (2.0_f64, 0.5_f64);
+    let (value, pullback) = polar_vjp(r, theta);
+    assert_eq!(value, (r * theta.cos(), r * theta.sin()));
+    // The cotangent (1, 0) picks the x coordinate, (0, 1) the y coordinate.
+    let x = pullback((1.0, 0.0));
+    assert!((x.r - theta.cos()).abs() < 1e-12);
+    assert!((x.theta + r * theta.sin()).abs() < 1e-12);
+    let y = pullback((0.0, 1.0));
+    assert!((y.r - theta.sin()).abs() < 1e-12);
+    assert!((y.theta - r * theta.cos()).abs() < 1e-12);
+}

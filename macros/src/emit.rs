@@ -575,6 +575,13 @@ impl Context<'_> {
                     quote!(let #ident = #call;)
                 }
             }
+            Op::Tuple(elements) => {
+                let elements = elements.iter().map(|element| {
+                    let element = r(element);
+                    quote!(#krate::__private::duplicate(#element))
+                });
+                quote!(let #ident = (#(#elements,)*);)
+            }
             Op::If(_) | Op::Loop(_) => {
                 unreachable!("control stages are emitted by their own functions")
             }
@@ -802,6 +809,14 @@ impl Context<'_> {
                     quote!()
                 }
             }
+            Op::Tuple(elements) => {
+                let mut tokens = quote!(let __parts = __gradient;);
+                for (position, element) in elements.iter().enumerate() {
+                    let position = syn::Index::from(position);
+                    tokens.extend(add(element, quote!(__parts.#position)));
+                }
+                tokens
+            }
             Op::If(_) | Op::Loop(_) => {
                 unreachable!("control stages are emitted by their own functions")
             }
@@ -966,6 +981,7 @@ fn active_operands<'a>(vars: &[Var], stage: &'a Stage) -> Vec<&'a Operand> {
             vec![a]
         }
         Op::Binary(_, a, b) | Op::Method2(_, a, b) => vec![a, b],
+        Op::Tuple(elements) => elements.iter().collect(),
         Op::MulAdd(a, m, c) => vec![a, m, c],
         Op::Call { args, .. } => args.iter().filter_map(|arg| arg.target.as_ref()).collect(),
         Op::Detach(_) | Op::Const(..) | Op::If(_) | Op::Loop(_) => Vec::new(),

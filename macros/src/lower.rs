@@ -68,6 +68,8 @@ pub enum Op {
     Const(TokenStream, Option<Type>),
     /// `x[i]` or `x[[i, j]]`: the index is a constant expression.
     Index(Operand, TokenStream),
+    /// `(a, b)`: a tuple of up to four values, differentiated element by element.
+    Tuple(Vec<Operand>),
     If(Box<IfStage>),
     Loop(Box<LoopStage>),
 }
@@ -616,6 +618,35 @@ impl Lowerer<'_> {
                 value
             }
             Expr::Index(index) => self.index(index),
+            Expr::Tuple(tuple) if (2..=4).contains(&tuple.elems.len()) => {
+                let mut elements = Vec::new();
+                for element in &tuple.elems {
+                    elements.push(self.expr(element));
+                }
+                let elements: Vec<Operand> = elements.into_iter().collect::<Option<_>>()?;
+                let text = format!(
+                    "({})",
+                    elements
+                        .iter()
+                        .map(|element| self.display(element))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                let symbols = elements
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, element)| self.is_active(element))
+                    .map(|(position, _)| format!("e{position}"))
+                    .collect();
+                let refs: Vec<&Operand> = elements.iter().collect();
+                Some(self.stage(
+                    Op::Tuple(elements.clone()),
+                    tuple.span(),
+                    text,
+                    symbols,
+                    &refs,
+                ))
+            }
             other => {
                 self.unsupported(other);
                 None

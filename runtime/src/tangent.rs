@@ -426,3 +426,79 @@ constant!(
     Vec<u64>,
     Vec<usize>
 );
+
+/// Tuples are differentiated element by element: the tangent of `(A, B)` is
+/// `(A::Tangent, B::Tangent)`.
+macro_rules! tuple_tangent {
+    ($($name:ident $gradient:ident $index:tt),+) => {
+        impl<$($name: TangentSpace),+> TangentSpace for ($($name,)+) {
+            fn add_assign(&mut self, other: &Self) {
+                $(self.$index.add_assign(&other.$index);)+
+            }
+
+            fn scale(&mut self, factor: f64) {
+                $(self.$index.scale(factor);)+
+            }
+
+            fn axpy(&mut self, alpha: f64, x: &Self) {
+                $(self.$index.axpy(alpha, &x.$index);)+
+            }
+
+            fn dot(&self, other: &Self) -> f64 {
+                0.0 $(+ self.$index.dot(&other.$index))+
+            }
+
+            fn zip_map(&mut self, other: &Self, f: &mut dyn FnMut(f64, f64) -> f64) {
+                $(self.$index.zip_map(&other.$index, f);)+
+            }
+
+            fn len(&self) -> usize {
+                0 $(+ self.$index.len())+
+            }
+        }
+
+        impl<$($name: Differentiable),+> Differentiable for ($($name,)+) {
+            type Tangent = ($($name::Tangent,)+);
+            type Slot = TupleSlot<($($name::Slot,)+)>;
+
+            fn zero_tangent(&self) -> Self::Tangent {
+                ($(self.$index.zero_tangent(),)+)
+            }
+
+            fn finish(&self, slot: Self::Slot) -> Self::Tangent {
+                ($(self.$index.finish(slot.0.$index),)+)
+            }
+
+            fn apply_step(&mut self, step: &Self::Tangent, scale: f64) {
+                $(self.$index.apply_step(&step.$index, scale);)+
+            }
+        }
+
+        impl<$($name: Default),+> Default for TupleSlot<($($name,)+)> {
+            fn default() -> Self {
+                TupleSlot(($($name::default(),)+))
+            }
+        }
+
+        impl<$($name, $gradient),+> Accumulate<($($gradient,)+)> for TupleSlot<($($name,)+)>
+        where
+            $($name: Accumulate<$gradient>),+
+        {
+            fn accumulate(&mut self, gradient: ($($gradient,)+)) {
+                $(self.0.$index.accumulate(gradient.$index);)+
+            }
+        }
+
+        impl<$($name),+> Accumulate<NoTangent> for TupleSlot<($($name,)+)> {
+            fn accumulate(&mut self, _gradient: NoTangent) {}
+        }
+    };
+}
+
+/// The adjoint slot of a tuple: one slot per element.
+#[derive(Debug)]
+pub struct TupleSlot<T>(pub T);
+
+tuple_tangent!(A GA 0, B GB 1);
+tuple_tangent!(A GA 0, B GB 1, C GC 2);
+tuple_tangent!(A GA 0, B GB 1, C GC 2, D GD 3);

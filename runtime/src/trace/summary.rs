@@ -211,3 +211,18 @@ macro_rules! summarize_integer_sequence {
 }
 
 summarize_integer_sequence!(bool, i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
+
+macro_rules! summarize_tuple {
+    ($($name:ident $index:tt),+) => {
+        impl<$($name: Summarize),+> Summarize for ($($name,)+) {
+            fn summarize(&self) -> Summary {
+                let parts = [$(self.$index.summarize().to_string()),+];
+                Summary::Other(format!("({})", parts.join(", ")))
+            }
+        }
+    };
+}
+
+summarize_tuple!(A 0, B 1);
+summarize_tuple!(A 0, B 1, C 2);
+summarize_tuple!(A 0, B 1, C 2, D 3);
