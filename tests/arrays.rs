@@ -400,3 +400,26 @@ fn tuple_result_pulls_back_each_element() {
     assert!((y.r - theta.sin()).abs() < 1e-12);
     assert!((y.theta - r * theta.cos()).abs() < 1e-12);
 }
+
+#[differentiable]
+fn edge_energy(image: &Array2<f64>, kernel: &Array2<f64>) -> f64 {
+    let settings = stagegrad::Conv2dSettings::new().padding(1).stride(2);
+    let edges = stagegrad::conv2d(image, kernel, &settings);
+    (edges.clone() * edges).mean().unwrap()
+}
+
+#[test]
+fn single_channel_conv2d_matches_central_differences() {
+    let image = values((5, 6).into_dimension(), 21);
+    let kernel = values((3, 3).into_dimension(), 22);
+    let (value, g) = edge_energy_grad(&image, &kernel);
+    assert!((value - edge_energy(&image, &kernel)).abs() < 1e-12);
+    assert_close(
+        &g.image,
+        &numerical_gradient(&image, |image| edge_energy(image, &kernel)),
+    );
+    assert_close(
+        &g.kernel,
+        &numerical_gradient(&kernel, |kernel| edge_energy(&image, kernel)),
+    );
+}
