@@ -306,10 +306,11 @@ fn interior(axis: &AxisPlan, o: usize) -> Option<usize> {
     (first >= 0 && last < axis.input as isize).then_some(first as usize)
 }
 
-/// Max-pools one plane whose windows all lie inside the input. The taps go in the outer
-/// loops and the outputs of a row in the inner one, so the comparisons of different
-/// outputs do not wait on each other; taps still go in row-major order, so a tie keeps
-/// the first maximum.
+/// Max-pools one plane whose windows all lie inside the input.
+///
+/// The taps go in the outer loops and the outputs of a row in the inner one, so the
+/// comparisons of different outputs do not wait on each other. The taps still go in
+/// row-major order, so a tie keeps the first maximum.
 fn max_plane_inside<A: Scalar>(
     x: &[A],
     y: &mut [A],

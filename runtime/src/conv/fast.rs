@@ -20,10 +20,11 @@ use super::gemm::{Matrix, matmul, with_scratch};
 use super::plan::ConvPlan;
 use crate::Scalar;
 
-/// Bytes per row of a packed tile: 256 output pixels in `f32`, 128 in `f64`, so the
-/// packed tile of a 64-channel 3 x 3 layer (576 rows, 590 KB) leaves room in a 2 MiB L2
-/// cache for the product. On the 2-core Xeon of docs/benchmarks.md, 128 pixels in `f64`
-/// ran the forward pass 10% faster than 256, and `f32` did not change.
+/// Bytes per row of a packed tile: 256 output pixels in `f32`, 128 in `f64`.
+///
+/// The packed tile of a 64-channel 3 x 3 layer (576 rows, 590 KB) then leaves room for
+/// the product in a 2 MiB L2 cache. On the 2-core Xeon of docs/benchmarks.md, 128
+/// pixels in `f64` ran the forward pass about 10% faster than 256; `f32` did not change.
 const TILE_BYTES: usize = 1024;
 
 /// Output pixels per packed tile for element type `A`.
