@@ -74,7 +74,7 @@ fn one_dimensional() {
     println!("\noutput gradient dy = {dy}");
     println!("pullback dx = {dx}");
     println!("K^T dy      = {kt_dy}");
-    println!("largest difference: {:e}", max_abs_difference(&dx, &kt_dy));
+    println!("largest difference: {:.1e}", max_abs_difference(&dx, &kt_dy));
     println!("pullback dk = {dk}");
 }
 
@@ -103,7 +103,7 @@ fn two_dimensional() {
     println!("pullback dx for dy = [[1, 2], [3, 4]]:\n{dx}");
     println!("K^T dy = {kt_dy}");
     println!(
-        "largest difference: {:e}",
+        "largest difference: {:.1e}",
         max_abs_difference(&dx_flat, &kt_dy)
     );
 
