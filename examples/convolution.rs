@@ -74,7 +74,10 @@ fn one_dimensional() {
     println!("\noutput gradient dy = {dy}");
     println!("pullback dx = {dx}");
     println!("K^T dy      = {kt_dy}");
-    println!("largest difference: {:.1e}", max_abs_difference(&dx, &kt_dy));
+    println!(
+        "largest difference: {:.1e}",
+        max_abs_difference(&dx, &kt_dy)
+    );
     println!("pullback dk = {dk}");
 }
 
