@@ -45,10 +45,10 @@ use syn::ItemFn;
 ///
 /// - `#[differentiable(wrt(x, y))]`: differentiate only these arguments.
 /// - `#[differentiable(vjp = path)]`: use a hand-written rule. `path` takes the
-///   function's arguments and returns `(value, pullback)`; the pullback maps the
+///   function's arguments and returns `(value, pullback)`. The pullback maps the
 ///   result's cotangent to a tuple with one tangent per argument (`NoTangent` for
-///   constants), and must own what it keeps, hence `+ use<..>` listing only type
-///   parameters:
+///   constants). It must own what it keeps, so its type ends in `+ use<..>` listing
+///   only type parameters:
 ///
 ///   ```ignore
 ///   fn square_rule(x: &Array1<f64>) -> (f64, impl Fn(f64) -> (Array1<f64>,) + use<>) {
@@ -87,13 +87,13 @@ pub fn differentiable(
 /// }
 /// ```
 ///
-/// generates `struct MlpTangent { w1: Array2<f64>, b1: Array1<f64> }` (same field
-/// names, deriving `Debug`, `Clone` and `PartialEq`), the `TangentSpace` operations an
-/// optimiser needs on it (add, scale, axpy, dot, norm), and a hidden slot type that a
-/// reverse sweep fills field by field, so `model.w1` in a differentiable function
-/// accumulates into `w1`'s gradient. Owned array fields (`Array1`, ..., `ArrayD`) and
-/// scalars can be stepped by an optimiser; fields are flat, as nested vectors of
-/// layers have no tangent. A struct passed by reference to a differentiable function
+/// generates `struct MlpTangent { w1: Array2<f64>, b1: Array1<f64> }`, with the same
+/// field names and deriving `Debug`, `Clone` and `PartialEq`. It also implements the
+/// `TangentSpace` operations an optimiser needs (add, scale, axpy, dot, norm), and a
+/// hidden slot type that a reverse sweep fills field by field, so `model.w1` in a
+/// differentiable function accumulates into `w1`'s gradient. An optimiser can step
+/// owned array fields (`Array1`, ..., `ArrayD`) and scalars. Fields must be flat,
+/// because a vector of layers has no tangent. A struct passed by reference to a differentiable function
 /// that another one calls must also derive `Clone`.
 ///
 /// `#[differentiable(crate = path)]` on the struct names the runtime's path,

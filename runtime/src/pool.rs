@@ -21,7 +21,7 @@ use crate::{Differentiable, NoTangent, Scalar};
 /// Pooling runs serially below this many window reads: rayon's hand-off costs more there.
 const SERIAL_MAX_READS: usize = 1 << 15;
 
-/// Settings of [`max_pool2d`] and [`avg_pool2d`]. Each per-axis field holds
+/// Settings of [`max_pool2d`] and [`avg_pool2d`]. Each per-axis field contains
 /// `[height, width]`.
 ///
 /// The stride defaults to the kernel size, as in PyTorch.

@@ -7,9 +7,9 @@ use crate::Scalar;
 /// A value that a differentiable function can take or return, with the type of its
 /// gradient.
 ///
-/// `f32` and `f64` are their own tangents; an ndarray array of either has an owned
-/// array of the same dimension as its tangent; `&T` has `T`'s tangent; integers, `bool`
-/// and settings structs have [`NoTangent`]. User structs get an impl from
+/// `f32` and `f64` are their own tangents. An ndarray array of either has an owned
+/// array of the same dimension as its tangent, and `&T` has `T`'s tangent. Integers,
+/// `bool` and settings structs have [`NoTangent`]. User structs get an impl from
 /// `#[derive(Differentiable)]`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` has no tangent type, so it cannot be differentiated",

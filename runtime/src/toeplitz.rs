@@ -195,7 +195,7 @@ fn plan_nchw<A, S: Data<Elem = A>>(
 /// Returns the dense matrix `K` of a 1-D convolution: `conv1d(x, kernel, settings) == K x`
 /// for every `x` of length `input_len`. `K` is `output_len x input_len`.
 ///
-/// Without padding and with stride 1, row `i` holds the kernel starting at column `i`:
+/// Without padding and with stride 1, row `i` contains the kernel starting at column `i`:
 ///
 /// ```
 /// use ndarray::array;

@@ -1,8 +1,8 @@
 //! Emits `if` and `for` stages.
 //!
-//! A branch's values live in `Option` holders declared before the `if`; a loop body's
-//! values are pushed, as one tuple per iteration, to a vector reserved at loop entry. The
-//! reverse sweep reads them back by reference: the branch taken, or the iterations
+//! A branch's values live in `Option` holders declared before the `if`. A loop body's
+//! values are pushed, as one tuple per iteration, to a vector reserved at loop entry.
+//! The reverse sweep reads them back by reference: the branch taken, or the iterations
 //! last first. Inside a loop, holders and vectors of nested stages are themselves
 //! values of the body, so they are saved per iteration too.
 

@@ -3,7 +3,7 @@
 //! Before: `let mut acc = 0.0; for i in 0..n { acc = acc * x + c[i]; } acc`.
 //! After: a loop stage whose body region computes `acc = acc' * x + c[i]` from the
 //! carried value `acc'`, exports the new `acc`, and whose output is `acc` after the
-//! loop. A branch is a region too; the `if` stage's outputs take the values of the
+//! loop. A branch is a region too. The `if` stage's outputs take the values of the
 //! branch taken, so nothing from the other branch reaches a gradient.
 
 use proc_macro2::Span;

@@ -122,8 +122,8 @@ pub(crate) fn matmul<A: Scalar>(c: &mut Vec<A>, a: Matrix<'_, A>, b: Matrix<'_, 
         return;
     }
     if !try_faer::<A, f32>(c, a, b) && !try_faer::<A, f64>(c, a, b) {
-        let mut c_view =
-            ArrayViewMut2::from_shape((m, n), &mut c[..m * n]).expect("buffer holds m x n");
+        let mut c_view = ArrayViewMut2::from_shape((m, n), &mut c[..m * n])
+            .expect("the buffer has room for m x n elements");
         general_mat_mul(A::one(), &a.view(), &b.view(), A::zero(), &mut c_view);
     }
 }

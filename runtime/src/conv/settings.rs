@@ -76,7 +76,7 @@ impl Padding {
     }
 }
 
-/// What the padded border holds.
+/// The values of the padded border.
 ///
 /// The limits follow PyTorch: `Reflect` needs each side's padding to be smaller than
 /// the input length, `Circular` needs it no larger than the input length, and
@@ -307,7 +307,7 @@ impl AxisPlan {
 pub struct Conv1dSettings {
     /// Padding of the width axis.
     pub padding: Padding,
-    /// What the padding holds.
+    /// The values of the padding.
     pub padding_mode: PaddingMode,
     /// Step between two output positions, at least 1.
     pub stride: usize,
@@ -381,7 +381,7 @@ impl Conv1dSettings {
 
 /// Settings of a 2-D convolution ([`conv2d`](crate::conv2d), [`conv2d_nchw`](crate::conv2d_nchw)).
 ///
-/// Each per-axis field holds `[height, width]`. `Default` is valid padding with zeros,
+/// Each per-axis field contains `[height, width]`. `Default` is valid padding with zeros,
 /// stride 1, dilation 1 and one group.
 ///
 /// ```
@@ -396,7 +396,7 @@ impl Conv1dSettings {
 pub struct Conv2dSettings {
     /// Padding of the height and width axes.
     pub padding: [Padding; 2],
-    /// What the padding holds.
+    /// The values of the padding.
     pub padding_mode: PaddingMode,
     /// Strides along height and width, each at least 1.
     pub stride: [usize; 2],

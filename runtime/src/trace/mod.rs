@@ -49,10 +49,10 @@ pub struct Node {
 
 /// The staged computation of one call of a differentiable function.
 ///
-/// `f_trace(x, y, z)` returns it; print it with `{}` for the full account (stages,
-/// symbolic forward and backward steps, table), or use [`Trace::table`],
-/// [`Trace::forward_steps`], [`Trace::backward_steps`], [`Trace::to_dot`] and
-/// [`Trace::to_svg`].
+/// `f_trace(x, y, z)` returns it. Print it with `{}` for the full account (stages,
+/// symbolic forward and backward steps, table), or render one part with
+/// [`Trace::table`], [`Trace::forward_steps`], [`Trace::backward_steps`],
+/// [`Trace::to_dot`] or [`Trace::to_svg`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trace {
     function: String,
