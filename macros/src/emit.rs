@@ -552,7 +552,7 @@ impl Context<'_> {
             Op::Copy(a) | Op::Detach(a) => {
                 let a = r(a);
                 {
-                    let call = quote_spanned!(call_span=> #krate::__private::copy(#a));
+                    let call = quote_spanned!(call_span=> #krate::__private::duplicate(#a));
                     quote!(let #ident = #call;)
                 }
             }

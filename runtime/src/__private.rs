@@ -92,7 +92,8 @@ pub fn one_like<S: Scalar>(_value: &S) -> S {
     S::one()
 }
 
-/// Returns a clone of the output, which the pullback keeps as well.
+/// Returns a clone of `value`, for a value that the pullback keeps and that is also
+/// handed on: the output, a carried loop value, an identity or `detach` stage.
 #[inline(always)]
 pub fn duplicate<T: Clone>(value: &T) -> T {
     value.clone()
@@ -123,12 +124,6 @@ pub fn cast<From: Scalar, To: Scalar>(value: &From) -> To {
 #[inline(always)]
 pub fn cast_back<From: Scalar, To: Scalar>(_value: &From, cotangent: &To) -> From {
     From::from_f64_lossy(cotangent.to_f64_lossless())
-}
-
-/// Returns `value` unchanged: the identity stage of `let a = b;` and of `detach`.
-#[inline(always)]
-pub fn copy<T: Clone>(value: &T) -> T {
-    value.clone()
 }
 
 pub use crate::rules::{MethodRule, MethodRule2};
